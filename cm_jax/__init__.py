@@ -1,0 +1,1 @@
+"""cm_jax: consistency models (CD, CT, iCT, LCM) in JAX/Flax."""

@@ -1,0 +1,127 @@
+"""Consistency and diffusion losses as pure functions of callables.
+
+Every loss returns the per-example loss, shape [B]; the train step takes the
+mean. Networks arrive as callables (see ``cm_jax.parametrization``):
+- ``online``, ``target``: ConsistencyFn (x, t) → x̂, f_θ and f_θ⁻;
+- ``teacher``, ``denoiser``: Denoiser (x, σ) → x̂_0.
+The target branch is wrapped in ``stop_gradient``: no gradient reaches θ⁻
+(or θ, when θ⁻ = θ as in iCT), as the papers' stopgrad demands. Callers that
+use dropout close the **same** dropout key into online and target (iCT §3.2).
+
+A ``metric`` is any (x, y) → [B]; a ``weighting`` any (σ_i, σ_{i+1}) → λ [B]
+(``cm_jax.schedules``: ``uniform_weight``, ``ict_weight``).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from cm_jax import schedules
+from cm_jax.parametrization import expand_to
+from cm_jax.solvers import get_solver
+
+
+def _sum_non_batch(x):
+  return jnp.sum(x.reshape(x.shape[0], -1), axis=-1)
+
+
+def l2(x, y):
+  """Squared ℓ2 distance ‖x − y‖² over all non-batch axes → [B]."""
+  return _sum_non_batch(jnp.square(x - y))
+
+
+def l1(x, y):
+  """ℓ1 distance ‖x − y‖₁ → [B]."""
+  return _sum_non_batch(jnp.abs(x - y))
+
+
+def pseudo_huber(x, y, c):
+  """iCT §3.3: d(x, y) = √(‖x − y‖² + c²) − c → [B]."""
+  return jnp.sqrt(l2(x, y) + c ** 2) - c
+
+
+def ict_huber_c(dim):
+  """iCT §3.3: c = 0.00054·√d for data of dimension d (0.0299 on CIFAR-10)."""
+  return 0.00054 * math.sqrt(dim)
+
+
+def sample_index(key, batch_size, sigmas, index_probs=None, num_scales=None):
+  """Draws n ∈ {0, …, N − 2}, the lower index of the pair (σ_n, σ_{n+1}).
+
+  Uniform as in CM Alg. 2–3 (n ~ U⟦1, N − 1⟧ in the paper's 1-based
+  notation), or from ``index_probs`` [len(sigmas) − 1] (iCT's lognormal p(i)).
+  ``num_scales`` is the N in use when ``sigmas`` is padded (may be traced).
+  """
+  if index_probs is not None:
+    return jax.random.categorical(key, jnp.log(index_probs), shape=(batch_size,))
+  num_scales = len(sigmas) if num_scales is None else num_scales
+  return jax.random.randint(key, (batch_size,), 0, num_scales - 1)
+
+
+def _consistency_pair_loss(online, target, x_next, t_next, x_cur, t_cur, metric,
+                           weighting):
+  """λ(t_n)·d(f_θ(x_{t_{n+1}}, t_{n+1}), stopgrad f_θ⁻(x_{t_n}, t_n))."""
+  pred = online(x_next, t_next)
+  tgt = jax.lax.stop_gradient(target(x_cur, t_cur))
+  return weighting(t_cur, t_next) * metric(pred, tgt)
+
+
+def consistency_distillation_loss(online, target, teacher, x0, key, *, sigmas,
+                                  solver="heun", metric=l2,
+                                  weighting=schedules.uniform_weight,
+                                  num_scales=None):
+  """CM Alg. 2 / eq. 7, the per-example L_CD^N(θ, θ⁻; φ).
+
+  x_{t_{n+1}} = x + t_{n+1}·z; x̂_{t_n}^φ = one ``solver`` step of the teacher
+  PF-ODE from t_{n+1} to t_n (the paper's Heun, or Euler);
+  loss = λ(t_n)·d(f_θ(x_{t_{n+1}}, t_{n+1}), f_θ⁻(x̂_{t_n}^φ, t_n)).
+
+  λ defaults to the paper's uniform weighting; ``schedules.ict_weight`` or
+  ``karras_weight`` are alternatives. The teacher step is under stop_gradient.
+  """
+  solver = get_solver(solver)
+  index_key, noise_key = jax.random.split(key)
+  n = sample_index(index_key, x0.shape[0], sigmas, num_scales=num_scales)
+  t_cur, t_next = sigmas[n], sigmas[n + 1]
+  x_next = x0 + expand_to(t_next, x0) * jax.random.normal(noise_key, x0.shape)
+  x_cur = jax.lax.stop_gradient(solver(teacher, x_next, t_next, t_cur))
+  return _consistency_pair_loss(online, target, x_next, t_next, x_cur, t_cur,
+                                metric, weighting)
+
+
+def consistency_training_loss(online, target, x0, key, *, sigmas,
+                              index_probs=None, metric=l2,
+                              weighting=schedules.uniform_weight,
+                              num_scales=None):
+  """CM Alg. 3 / eq. 10, the per-example L_CT^N(θ, θ⁻); iCT with its options.
+
+  One z for both points: loss = λ(t_n)·d(f_θ(x + t_{n+1}z, t_{n+1}),
+  f_θ⁻(x + t_n z, t_n)). CM: uniform n, λ = 1, LPIPS. iCT: n ~ p(i)
+  (``schedules.lognormal_index_probs``), λ = ``schedules.ict_weight``,
+  ``pseudo_huber`` metric, and θ⁻ = θ (μ = 0).
+  """
+  index_key, noise_key = jax.random.split(key)
+  n = sample_index(index_key, x0.shape[0], sigmas, index_probs, num_scales)
+  t_cur, t_next = sigmas[n], sigmas[n + 1]
+  z = jax.random.normal(noise_key, x0.shape)
+  x_next = x0 + expand_to(t_next, x0) * z
+  x_cur = x0 + expand_to(t_cur, x0) * z
+  return _consistency_pair_loss(online, target, x_next, t_next, x_cur, t_cur,
+                                metric, weighting)
+
+
+def denoising_score_matching_loss(denoiser, x0, key, *, p_mean=-1.2, p_std=1.2,
+                                  sigma_data=schedules.SIGMA_DATA):
+  """EDM eq. 8 with §5 choices: ln σ ~ N(P_mean, P_std²), λ(σ) = (σ² + σd²)/(σ·σd)².
+
+  loss = λ(σ)·‖D(x + σz; σ) − x‖² per example.
+  """
+  sigma_key, noise_key = jax.random.split(key)
+  sigma = jnp.exp(p_mean + p_std * jax.random.normal(sigma_key, x0.shape[:1]))
+  weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
+  noisy = x0 + expand_to(sigma, x0) * jax.random.normal(noise_key, x0.shape)
+  return weight * l2(denoiser(noisy, sigma), x0)
+
+
+METRICS = {"l2": l2, "l1": l1, "pseudo_huber": pseudo_huber}

@@ -1,0 +1,190 @@
+"""Losses: metrics, CD/CT against closed forms, stop-gradient, index laws."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import analytic
+from cm_jax import losses, schedules
+
+MU, S = 0.3, 0.5
+
+
+class MetricTest(chex.TestCase):
+
+  def test_metrics_per_example(self):
+    x = jnp.zeros((2, 2, 2, 1))
+    y = jnp.stack([jnp.ones((2, 2, 1)), 2 * jnp.ones((2, 2, 1))])
+    np.testing.assert_allclose(losses.l2(x, y), [4.0, 16.0])
+    np.testing.assert_allclose(losses.l1(x, y), [4.0, 8.0])
+    c = 0.03
+    np.testing.assert_allclose(losses.pseudo_huber(x, y, c),
+                               [np.sqrt(4 + c * c) - c, np.sqrt(16 + c * c) - c],
+                               rtol=1e-6)
+    np.testing.assert_allclose(losses.pseudo_huber(y, y, c), [0.0, 0.0], atol=1e-7)
+
+  def test_ict_huber_c_cifar(self):
+    self.assertAlmostEqual(losses.ict_huber_c(32 * 32 * 3), 0.0299, places=4)
+    self.assertAlmostEqual(losses.ict_huber_c(64 * 64 * 3), 0.0599, places=4)
+
+
+class ConsistencyDistillationTest(chex.TestCase):
+
+  def _loss(self, f, key, solver="heun", n=18):
+    x0 = MU + S * jax.random.normal(jax.random.key(0), (512, 4))
+    teacher = analytic.gaussian_denoiser(MU, S)
+    return losses.consistency_distillation_loss(
+        f, f, teacher, x0, key, sigmas=schedules.karras_sigmas(n), solver=solver)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_exact_f_has_near_zero_cd_loss(self):
+    f_star = analytic.gaussian_consistency_fn(MU, S)
+    f_wrong = analytic.gaussian_consistency_fn(MU + 0.1, S * 1.3)
+    key = jax.random.key(1)
+    good = self.variant(lambda k: self._loss(f_star, k))(key)
+    bad = self.variant(lambda k: self._loss(f_wrong, k))(key)
+    chex.assert_shape(good, (512,))
+    self.assertLess(float(good.mean()), 0.05 * float(bad.mean()))
+    self.assertGreater(float(bad.mean()), 5e-4)
+
+  def test_cd_loss_of_exact_f_vanishes_at_the_solver_order(self):
+    # With f* the only residual is the teacher step's local error, O(Δt^{p+1})
+    # per example, so the squared-ℓ2 loss falls like Δt^{2p+2}: ×64 per halving
+    # of Δt for Heun (p = 2), ×16 for Euler (p = 1). A wrong f keeps an O(Δt²)
+    # loss (×4).
+    f_star = analytic.gaussian_consistency_fn(MU, S)
+    f_wrong = analytic.gaussian_consistency_fn(MU + 0.1, S * 1.3)
+    key = jax.random.key(2)
+
+    def drop(f, solver):  # loss ratio when N goes 36 → 72
+      return (float(self._loss(f, key, solver, 36).mean()) /
+              float(self._loss(f, key, solver, 72).mean()))
+
+    self.assertGreater(drop(f_star, "heun"), 40.0)
+    self.assertBetween(drop(f_star, "euler"), 10.0, 25.0)
+    self.assertLess(drop(f_wrong, "heun"), 6.0)
+
+  def test_euler_teacher_worse_than_heun(self):
+    f_star = analytic.gaussian_consistency_fn(MU, S)
+    key = jax.random.key(2)
+    self.assertLess(float(self._loss(f_star, key, "heun").mean()),
+                    float(self._loss(f_star, key, "euler").mean()))
+
+  def test_gradient_does_not_flow_through_target(self):
+    x0 = jax.random.normal(jax.random.key(3), (16, 3))
+    teacher = analytic.gaussian_denoiser(0.0, 1.0)
+    sigmas = schedules.karras_sigmas(10)
+
+    def loss(theta):
+      f = lambda x, t: theta * x  # the same θ in online and target (μ = 0)
+      return losses.consistency_distillation_loss(
+          f, f, teacher, x0, jax.random.key(4), sigmas=sigmas).sum()
+
+    # Rebuild the online/target inputs to get the analytic stop-grad gradient.
+    index_key, noise_key = jax.random.split(jax.random.key(4))
+    n = losses.sample_index(index_key, 16, sigmas)
+    t_cur, t_next = sigmas[n][:, None], sigmas[n + 1][:, None]
+    a = x0 + t_next * jax.random.normal(noise_key, x0.shape)
+    b = analytic.gaussian_denoiser(0.0, 1.0)  # teacher Heun step from a
+    from cm_jax.solvers import heun_step
+    b = heun_step(b, a, t_next[:, 0], t_cur[:, 0])
+    theta = 1.7
+    want = jnp.sum(2 * (theta * a - theta * b) * a)  # d/dθ ‖θa − sg(θb)‖²
+    np.testing.assert_allclose(jax.grad(loss)(theta), want, rtol=1e-4)
+
+
+class ConsistencyTrainingTest(chex.TestCase):
+
+  def test_same_noise_for_both_points(self):
+    x0 = jax.random.normal(jax.random.key(0), (64, 2, 2, 1))
+    # f recovers the noise z from x_t = x0 + t z: identical for both points
+    # iff the same z is used.
+    f = lambda x, t: (x - x0) / t[:, None, None, None]
+    loss = losses.consistency_training_loss(f, f, x0, jax.random.key(1),
+                                            sigmas=schedules.karras_sigmas(11))
+    np.testing.assert_allclose(loss, 0.0, atol=1e-8)
+
+  def _index_histogram(self, sigmas, **kwargs):
+    # f(x, t) = t: the per-example loss (t_{n+1} − t_n)² identifies n.
+    f = lambda x, t: jnp.broadcast_to(t[:, None], x.shape)
+    x0 = jnp.zeros((100_000, 1))
+    loss = losses.consistency_training_loss(f, f, x0, jax.random.key(2),
+                                            sigmas=sigmas, **kwargs)
+    gaps = np.diff(np.asarray(sigmas)) ** 2
+    n = np.argmin(np.abs(np.asarray(loss)[:, None] - gaps[None]), axis=1)
+    return np.bincount(n, minlength=len(gaps)) / len(n)
+
+  def test_uniform_index_law(self):
+    freq = self._index_histogram(schedules.karras_sigmas(6))
+    np.testing.assert_allclose(freq, np.full(5, 0.2), atol=0.01)
+
+  def test_lognormal_index_law_ict(self):
+    sigmas = schedules.karras_sigmas(11)
+    probs = schedules.lognormal_index_probs(sigmas)
+    freq = self._index_histogram(sigmas, index_probs=probs)
+    np.testing.assert_allclose(freq, probs, atol=0.01)
+
+  def test_padded_grid_draws_only_active_pairs(self):
+    sigmas = schedules.karras_sigmas(jnp.int32(6), size=20)
+    freq = self._index_histogram(sigmas, num_scales=6)
+    np.testing.assert_allclose(freq[:5], np.full(5, 0.2), atol=0.01)
+    np.testing.assert_array_equal(freq[5:], 0.0)
+    probs = schedules.lognormal_index_probs(sigmas)
+    freq = self._index_histogram(sigmas, index_probs=probs)
+    np.testing.assert_array_equal(freq[5:], 0.0)
+
+  def test_ict_weighting_and_huber(self):
+    # λ = 1/(σ_{i+1} − σ_i) applied per example, with the pseudo-Huber metric.
+    x0 = jnp.zeros((4096, 3))
+    f = lambda x, t: jnp.broadcast_to(t[:, None], x.shape)
+    sigmas = schedules.karras_sigmas(8)
+    metric = functools.partial(losses.pseudo_huber, c=0.01)
+    loss = losses.consistency_training_loss(
+        f, f, x0, jax.random.key(3), sigmas=sigmas, metric=metric,
+        weighting=schedules.ict_weight)
+    gaps = np.diff(np.asarray(sigmas))
+    allowed = (np.sqrt(3 * gaps ** 2 + 1e-4) - 0.01) / gaps
+    dist = np.min(np.abs(np.asarray(loss)[:, None] - allowed[None]), axis=1)
+    np.testing.assert_allclose(dist, 0.0, atol=1e-4)
+
+  def test_no_retrace_when_num_scales_changes(self):
+    x0 = jnp.zeros((8, 2))
+    f = lambda x, t: x * t[:, None]
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def loss(num_scales, key):
+      sigmas = schedules.karras_sigmas(num_scales, size=1281)
+      return losses.consistency_training_loss(
+          f, f, x0, key, sigmas=sigmas,
+          index_probs=schedules.lognormal_index_probs(sigmas),
+          weighting=schedules.ict_weight)
+
+    for n in (11, 21, 1281):
+      self.assertTrue(np.all(np.isfinite(loss(jnp.int32(n), jax.random.key(n)))))
+
+
+class DenoisingScoreMatchingTest(chex.TestCase):
+
+  def test_minimum_at_exact_denoiser(self):
+    x0 = MU + S * jax.random.normal(jax.random.key(0), (200_000, 2))
+    key = jax.random.key(1)
+
+    def mean_loss(denoiser):
+      return float(losses.denoising_score_matching_loss(denoiser, x0, key).mean())
+
+    exact = mean_loss(analytic.gaussian_denoiser(MU, S))
+    for mu, s in ((MU + 0.05, S), (MU, S * 1.1), (MU, S * 0.9)):
+      self.assertGreater(mean_loss(analytic.gaussian_denoiser(mu, s)), exact)
+
+  def test_weighting_formula(self):
+    # D ≡ 0 at x0 = 1 in one dimension: loss = λ(σ)·1, recover σ from λ.
+    loss = losses.denoising_score_matching_loss(
+        lambda x, s: jnp.zeros_like(x), jnp.ones((50_000, 1)), jax.random.key(2))
+    # λ(σ) = 1/σd² + 1/σ² ⇒ ln σ = −½ ln(λ − 4) should be N(−1.2, 1.2²).
+    log_sigma = -0.5 * np.log(np.asarray(loss) - 4.0)
+    self.assertAlmostEqual(log_sigma.mean(), -1.2, delta=0.03)
+    self.assertAlmostEqual(log_sigma.std(), 1.2, delta=0.03)
