@@ -1,0 +1,129 @@
+"""Data sources named by `config.data.source`, resolved through one dict.
+
+- digits: scikit-learn's bundled 8×8 handwritten digits (no download),
+  bilinearly resized to `resolution` (default 16), 1 channel, labels 0–9.
+- toy2d: 2-D point sets, see `toy2d.py`.
+- npz: the file at `path` with `x_<split>` uint8 [N, H, W, C] and optional
+  integer `y_<split>` [N]; `split` is "train" (default) or "test".
+- tfds: `name`, `split`, `data_dir` through `tfds.data_source`: random access
+  to ArrayRecord files, decoded per batch; needs tensorflow-datasets but not
+  TensorFlow, and is imported only when used.
+"""
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from cm_jax.data.base import ArraySource, Batch, Source, make_batch
+from cm_jax.data.toy2d import toy2d_source
+
+TFDS_IMAGE_KEY = "image"
+TFDS_LABEL_KEY = "label"
+
+
+def digits_source(config: Any) -> ArraySource:
+  """sklearn digits, gray levels 0..16 mapped to uint8 0..255."""
+  from sklearn.datasets import load_digits
+
+  digits = load_digits()
+  images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+  size = config.get("resolution", 16)
+  if size != images.shape[1]:
+    images = np.stack([_resize(image, size) for image in images])
+  return ArraySource(x=images[..., None], y=digits.target, num_classes=10)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+  resized = Image.fromarray(image).resize((size, size), Image.BILINEAR)
+  return np.asarray(resized)
+
+
+def npz_source(config: Any) -> ArraySource:
+  """Arrays `x_<split>` and optional `y_<split>` of the file at `path`."""
+  path = config.get("path") or ""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"npz data file {path!r} not found; set "
+                            "--config.data.path=/path/to/data.npz")
+  split = config.get("split", "train")
+  with np.load(path, allow_pickle=False) as arrays:
+    if f"x_{split}" not in arrays:
+      raise ValueError(f"{path} has no array 'x_{split}' (it has "
+                       f"{', '.join(arrays.files)}); check "
+                       "--config.data.split.")
+    x = arrays[f"x_{split}"]
+    y = arrays[f"y_{split}"] if f"y_{split}" in arrays else None
+  _check_npz_arrays(x, y, f"{path}: x_{split}")
+  if y is None:
+    return ArraySource(x=x)
+  num_classes = config.get("num_classes") or int(y.max()) + 1
+  return ArraySource(x=x, y=y, num_classes=num_classes)
+
+
+def _check_npz_arrays(x: np.ndarray, y: np.ndarray | None, name: str):
+  if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+    raise ValueError(f"{name} must be uint8 [N,H,W,C] with C = 1 or 3, got "
+                     f"{x.dtype} {list(x.shape)}.")
+  if y is not None and (y.shape != x.shape[:1]
+                        or not np.issubdtype(y.dtype, np.integer)):
+    raise ValueError(f"{name}: labels must be integer [{len(x)}], got "
+                     f"{y.dtype} {list(y.shape)}.")
+
+
+class TfdsSource:
+  """A tfds data set through `tfds.data_source`: random access, lazy decoding.
+
+  Reads the "image" feature (uint8 [H, W, C]) and, when present, "label".
+  """
+
+  def __init__(self, name: str, split: str = "train",
+               data_dir: str | None = None):
+    try:
+      import tensorflow_datasets as tfds
+    except ImportError as e:
+      raise ImportError("The tfds source needs tensorflow-datasets; install it "
+                        "or use --config.data.source=npz.") from e
+    self._data = tfds.data_source(name, split=split, data_dir=data_dir)
+    features = self._data.dataset_info.features
+    self.num_classes = (features[TFDS_LABEL_KEY].num_classes
+                        if TFDS_LABEL_KEY in features else 0)
+    # From a decoded example, as the feature's shape may hold None.
+    self.example_shape = tuple(self._data[0][TFDS_IMAGE_KEY].shape)
+    self.is_image = True
+
+  @property
+  def num_examples(self) -> int:
+    return len(self._data)
+
+  def get(self, indices: np.ndarray) -> Batch:
+    # Record by record: `tfds.testing.mock_data` breaks the batched
+    # `__getitems__`, and decoding dominates the cost anyway.
+    examples = [self._data[int(i)] for i in indices]
+    x = np.stack([example[TFDS_IMAGE_KEY] for example in examples])
+    y = None
+    if self.num_classes:
+      y = np.array([example[TFDS_LABEL_KEY] for example in examples])
+    return make_batch(x, y)
+
+
+def tfds_source(config: Any) -> TfdsSource:
+  return TfdsSource(config.get("name"), split=config.get("split", "train"),
+                    data_dir=config.get("data_dir"))
+
+
+_SOURCES: dict[str, Callable[[Any], Source]] = {
+    "digits": digits_source,
+    "toy2d": toy2d_source,
+    "npz": npz_source,
+    "tfds": tfds_source,
+}
+
+
+def get_source(data_config: Any) -> Source:
+  """The source named by `data_config.source`, built from its other fields."""
+  name = data_config.get("source")
+  if name not in _SOURCES:
+    raise ValueError(f"Unknown data source {name!r}; valid: "
+                     f"{', '.join(_SOURCES)} (set --config.data.source=...).")
+  return _SOURCES[name](data_config)

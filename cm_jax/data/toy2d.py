@@ -1,0 +1,101 @@
+"""2-D toy data sets, each a fixed in-memory sample drawn from one seed.
+
+All lie roughly in [-1, 1]², a scale close to σ_data = 0.5, except the
+mixture, whose scale follows `radius` and `std`.
+
+Fields of `config.data`: `name` (gmm | checkerboard | swissroll | moons),
+`num_examples`, `seed`; for gmm also `num_modes`, `radius` and `std`.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from cm_jax.data.base import ArraySource
+
+DEFAULT_NUM_EXAMPLES = 65536
+Sampler = Callable[[np.random.Generator, int], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class GaussianMixtureSource(ArraySource):
+  """A gmm sample: `modes` [K, 2] are the exact means, `y` the mode index."""
+
+  modes: np.ndarray
+  std: float
+
+
+def gmm_modes(num_modes: int, radius: float) -> np.ndarray:
+  """Means [K, 2] evenly spaced on a circle: mode k at angle 2πk/K."""
+  angles = 2 * np.pi * np.arange(num_modes) / num_modes
+  return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def sample_gmm(rng: np.random.Generator, n: int, modes: np.ndarray,
+               std: float) -> tuple[np.ndarray, np.ndarray]:
+  """Equal-weight isotropic Gaussians: points [n, 2] and their modes [n]."""
+  labels = rng.integers(len(modes), size=n)
+  points = modes[labels] + std * rng.standard_normal((n, 2))
+  return points.astype(np.float32), labels.astype(np.int32)
+
+
+def checkerboard(rng: np.random.Generator, n: int) -> np.ndarray:
+  """Uniform on the 8 cells (col + row even) of a 4×4 board over [-1, 1]²."""
+  col = rng.integers(4, size=n)
+  row = 2 * rng.integers(2, size=n) + col % 2
+  cell = np.stack([col, row], axis=1)
+  return (-1 + 0.5 * (cell + rng.random((n, 2)))).astype(np.float32)
+
+
+def swissroll(rng: np.random.Generator, n: int,
+              noise: float = 0.02) -> np.ndarray:
+  """(t cos t, t sin t)/4.5π with t ∈ [1.5π, 4.5π]: radius at most 1."""
+  t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+  points = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (4.5 * np.pi)
+  return (points + noise * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def moons(rng: np.random.Generator, n: int, noise: float = 0.05) -> np.ndarray:
+  """Two interleaved half circles, centred and scaled to x ∈ [-1, 1]."""
+  theta = np.pi * rng.random(n)
+  lower = rng.integers(2, size=n).astype(bool)
+  x = np.where(lower, 1 - np.cos(theta), np.cos(theta))
+  y = np.where(lower, 0.5 - np.sin(theta), np.sin(theta))
+  points = (np.stack([x, y], axis=1) - [0.5, 0.25]) / 1.5
+  return (points + noise * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def _gmm_source(config: Any, rng: np.random.Generator,
+                n: int) -> GaussianMixtureSource:
+  num_modes, std = config.get("num_modes", 8), config.get("std", 0.05)
+  modes = gmm_modes(num_modes, config.get("radius", 1.0)).astype(np.float32)
+  x, y = sample_gmm(rng, n, modes, std)
+  return GaussianMixtureSource(
+      x=x, y=y, num_classes=num_modes, modes=modes, std=std)
+
+
+def _unlabelled_source(sampler: Sampler, config: Any,
+                       rng: np.random.Generator, n: int) -> ArraySource:
+  del config  # These sets have no parameters.
+  return ArraySource(x=sampler(rng, n))
+
+
+_TOY2D = {
+    "gmm": _gmm_source,
+    "checkerboard": functools.partial(_unlabelled_source, checkerboard),
+    "swissroll": functools.partial(_unlabelled_source, swissroll),
+    "moons": functools.partial(_unlabelled_source, moons),
+}
+
+
+def toy2d_source(config: Any) -> ArraySource:
+  """The fixed sample of the set named by `config.name`."""
+  name = config.get("name", "gmm")
+  if name not in _TOY2D:
+    raise ValueError(f"Unknown toy2d name {name!r}; valid: "
+                     f"{', '.join(_TOY2D)} (set --config.data.name=...).")
+  rng = np.random.default_rng(config.get("seed", 0))
+  return _TOY2D[name](config, rng,
+                      config.get("num_examples", DEFAULT_NUM_EXAMPLES))
