@@ -1,0 +1,74 @@
+"""Sampling from a trained consistency model: one step or CM Alg. 1."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cm_jax import samplers, schedules, visualize
+from cm_jax.parametrization import consistency_fn
+
+
+def sample_times(sample_config, steps, diffusion):
+  """The descending intermediate times τ_1 > … > τ_{S−1} for S ``steps``.
+
+  ``sample.ts`` gives them (e.g. iCT's (0.821,) for 2 steps); when it is
+  empty, S − 1 interior points of an (S + 1)-point EDM grid are used.
+  """
+  if steps < 1:
+    raise ValueError(f"sample.steps must be ≥ 1, got {steps}.")
+  ts = tuple(sample_config.ts)
+  if not ts:
+    grid = schedules.karras_sigmas(steps + 1, diffusion.sigma_min,
+                                   diffusion.sigma_max, diffusion.rho)
+    ts = tuple(float(t) for t in np.asarray(grid)[1:-1][::-1])
+  if len(ts) < steps - 1:
+    raise ValueError(f"sample.steps={steps} needs {steps - 1} times in "
+                     f"sample.ts, got {ts}; set --config.sample.ts=...")
+  return ts[:steps - 1]
+
+
+def make_sampler(model, diffusion, batch_shape, ts, t_max):
+  """jit-compiled (params, key, labels) → samples [batch_shape]."""
+
+  def run(params, key, labels):
+    def net(x, c_noise):
+      return model.apply({"params": params}, x, c_noise, labels, train=False)
+    f = consistency_fn(net, diffusion.sigma_data, diffusion.sigma_min)
+    if not ts:
+      return samplers.onestep(f, key, batch_shape, t_max=t_max)
+    return samplers.multistep(f, key, batch_shape, jnp.asarray(ts), t_max=t_max,
+                              eps=diffusion.sigma_min)
+
+  return jax.jit(run)
+
+
+def generate(model, params, config, example_shape, num, steps, key):
+  """``num`` samples (float, model space) in batches of ``sample.batch_size``."""
+  ts = sample_times(config.sample, steps, config.diffusion)
+  batch = min(config.sample.batch_size, num)
+  sampler = make_sampler(model, config.diffusion, (batch, *example_shape), ts,
+                         config.diffusion.sigma_max)
+  num_classes = getattr(model, "num_classes", 0)
+  out = []
+  for i in range(-(-num // batch)):
+    labels = (jnp.arange(i * batch, (i + 1) * batch) % num_classes
+              if num_classes else None)
+    out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels)))
+  return np.concatenate(out)[:num]
+
+
+def save_samples(samples, is_image, path_prefix, reference=None):
+  """Writes ``path_prefix``.npz (key ``samples``: uint8 NHWC images or float32
+  [N, 2] points) and ``path_prefix``.png (a grid or a scatter)."""
+  os.makedirs(os.path.dirname(path_prefix), exist_ok=True)
+  if is_image:
+    stored = visualize.to_uint8(samples)
+    scale = max(1, 32 // stored.shape[1])  # small images (8×8 digits) magnified
+    visualize.save_image_grid(stored, path_prefix + ".png", scale=scale)
+  else:
+    stored = np.asarray(samples, np.float32)
+    visualize.save_scatter(stored, path_prefix + ".png", reference=reference)
+  np.savez(path_prefix + ".npz", samples=stored)
+  return path_prefix + ".png"

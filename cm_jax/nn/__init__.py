@@ -1,0 +1,44 @@
+"""Networks F_θ. Every model is called the same way:
+
+  model.apply({"params": params}, x, c_noise, labels=None, cond=None,
+              train=False, rngs={"dropout": key}) → float32 array of x's shape
+
+x: [B, H, W, C] images (UNet) or [B, D] vectors (MLP); c_noise [B]: the already
+preconditioned noise input (EDM: ¼·ln σ); labels: int32 [B] when num_classes > 0
+(num_classes = null class; None = all null); cond: float32 [B] guidance scale w,
+required iff w_embedding; train switches dropout on.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from cm_jax.nn.mlp import MLP
+from cm_jax.nn.unet import UNet
+
+MODELS = {"unet": UNet, "mlp": MLP}
+
+
+def model_fields(cls) -> list[str]:
+  """The config fields a model accepts (its dataclass fields)."""
+  return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+
+
+def get_model(model_config) -> nn.Module:
+  """Builds the network named by `model_config.name` from the other fields."""
+  kwargs = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+  name = kwargs.pop("name", None)
+  if name not in MODELS:
+    raise ValueError(f"Unknown model.name {name!r}; valid names: {', '.join(MODELS)}.")
+  valid = model_fields(MODELS[name])
+  unknown = sorted(set(kwargs) - set(valid))
+  if unknown:
+    raise ValueError(f"Unknown field(s) {', '.join('model.' + k for k in unknown)} for "
+                     f"model {name!r}; valid fields: {', '.join(valid)}.")
+  for key, value in kwargs.items():
+    if isinstance(value, list):  # command-line overrides may give lists
+      kwargs[key] = tuple(value)
+  if isinstance(kwargs.get("dtype"), str):  # "bfloat16" in configs
+    kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
+  return MODELS[name](**kwargs)

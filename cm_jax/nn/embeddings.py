@@ -1,0 +1,109 @@
+"""Embeddings of the scalar conditioning: noise level, class label, guidance w.
+
+`ConditionEmbedding` is shared by every network: it maps the already
+preconditioned noise input c_noise (EDM's 0.25·ln σ), an optional class label
+and an optional guidance scale w to one vector that the blocks consume.
+"""
+
+from typing import Any
+import zlib
+
+import jax.numpy as jnp
+import flax.linen as nn
+import numpy as np
+
+# LCM embeds the guidance scale as sinusoidal(1000·w) (`guidance_scale_embedding`
+# in the LCM training script), so w in [2, 14] spans the usual frequency range.
+W_EMBEDDING_SCALE = 1000.0
+
+
+class GaussianFourierProjection(nn.Module):
+  """[sin(2π W c), cos(2π W c)], W ~ N(0, scale²) fixed (NCSN++, score_sde).
+
+  score_sde keeps W non-trainable; here W is a constant seeded by the module's
+  name, so it is not in `params` and checkpoints need not carry it. NumPy's
+  legacy RandomState stream is frozen across versions, so W never changes.
+  Scale 16 for CM's NCSN++, 0.02 for iCT. Output width `dim`: dim/2 sines, dim/2 cosines.
+  """
+  dim: int
+  scale: float = 16.0
+
+  @nn.compact
+  def __call__(self, c):
+    rng = np.random.RandomState(zlib.crc32((self.name or "").encode()))
+    w = jnp.asarray(rng.standard_normal(self.dim // 2) * self.scale, jnp.float32)
+    proj = 2 * np.pi * c.astype(jnp.float32)[:, None] * w[None, :]
+    return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
+
+
+class PositionalEmbedding(nn.Module):
+  """Transformer sinusoidal embedding (DDPM `get_timestep_embedding`; EDM DDPM++).
+
+  Frequencies (1/max_positions)^(i/(dim/2 − 1)), i = 0 … dim/2 − 1.
+  """
+  dim: int
+  max_positions: float = 10_000.0
+
+  @nn.compact
+  def __call__(self, c):
+    half = self.dim // 2
+    freqs = np.exp(-np.log(self.max_positions) * np.arange(half) / (half - 1))
+    args = c.astype(jnp.float32)[:, None] * jnp.asarray(freqs, jnp.float32)
+    return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+
+
+def noise_embedding(kind: str, dim: int, fourier_scale: float, name: str):
+  """Resolves `model.embedding` ("fourier" | "positional") to a module."""
+  makers = {
+      "fourier": lambda: GaussianFourierProjection(dim, fourier_scale, name=name),
+      "positional": lambda: PositionalEmbedding(dim, name=name),
+  }
+  if kind not in makers:
+    raise ValueError(f"Unknown model.embedding {kind!r}; valid: {', '.join(makers)}.")
+  return makers[kind]()
+
+
+class ConditionEmbedding(nn.Module):
+  """(c_noise, labels, w) → embedding [B, emb_dim] (EDM SongUNet `map_*` layers).
+
+  noise emb (+ label emb) (+ zero-init proj of w emb) → Dense → SiLU → Dense.
+  Labels index a table with num_classes + 1 rows: label == num_classes is the
+  null (unconditional) class for classifier-free guidance. The w projection is
+  zero-initialised without bias, so w conditioning is a no-op at init (LCM).
+  labels=None with num_classes > 0 means the null class; cond is required
+  exactly when w_embedding is True.
+  """
+  noise_dim: int
+  emb_dim: int
+  embedding: str = "fourier"
+  fourier_scale: float = 16.0
+  num_classes: int = 0
+  w_embedding: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, c_noise, labels=None, cond=None):
+    self._check_inputs(c_noise, labels, cond)
+    emb = noise_embedding(self.embedding, self.noise_dim, self.fourier_scale,
+                          name="noise")(c_noise)
+    if self.num_classes > 0:
+      if labels is None:  # unconditional: the null class
+        labels = jnp.full(c_noise.shape, self.num_classes, jnp.int32)
+      emb += nn.Embed(self.num_classes + 1, self.noise_dim, name="label")(labels)
+    if self.w_embedding:
+      w_emb = PositionalEmbedding(self.noise_dim, name="w")(W_EMBEDDING_SCALE * cond)
+      emb += nn.Dense(self.noise_dim, use_bias=False, kernel_init=nn.initializers.zeros,
+                      name="w_proj")(w_emb)
+    dense = lambda name: nn.Dense(self.emb_dim, dtype=self.dtype,
+                                  kernel_init=nn.initializers.xavier_uniform(), name=name)
+    return dense("map1")(nn.silu(dense("map0")(emb)))
+
+  def _check_inputs(self, c_noise, labels, cond):
+    if c_noise.ndim != 1:
+      raise ValueError(f"c_noise must have shape [B], got {c_noise.shape}.")
+    if labels is not None and self.num_classes == 0:
+      raise ValueError("labels given but model.num_classes = 0; set num_classes > 0.")
+    if (cond is None) == self.w_embedding:
+      raise ValueError(f"cond (guidance scale w) must be given iff w_embedding=True "
+                       f"(w_embedding={self.w_embedding}, cond "
+                       f"{'missing' if cond is None else 'given'}).")

@@ -1,0 +1,44 @@
+"""MLP for low-dimensional data (the 2-D toy sets), same interface as the UNet."""
+
+from typing import Any, Optional
+
+import jax.numpy as jnp
+import flax.linen as nn
+
+from cm_jax.nn.embeddings import ConditionEmbedding
+
+XAVIER = nn.initializers.xavier_uniform()
+
+
+class MLP(nn.Module):
+  """x [B, D] → F(x) [B, D]: `depth` hidden layers of width `hidden`, SiLU.
+
+  Each hidden layer adds a Dense projection of the condition embedding
+  (noise, label, w) to its pre-activation, as the UNet blocks do. The output
+  layer is initialised near zero, like the UNet's.
+  """
+  hidden: int = 256
+  depth: int = 4
+  embedding: str = "fourier"  # "fourier" | "positional"
+  fourier_scale: float = 16.0
+  num_classes: int = 0  # > 0: class-conditional, label num_classes = null
+  w_embedding: bool = False  # LCM: guidance scale w as an input (`cond`)
+  dropout: float = 0.0
+  out_dim: Optional[int] = None  # default: x's width
+  dtype: Any = jnp.float32  # compute dtype; params stay float32
+
+  @nn.compact
+  def __call__(self, x, c_noise, labels=None, cond=None, train=False):
+    emb = ConditionEmbedding(self.hidden, self.hidden, self.embedding, self.fourier_scale,
+                             self.num_classes, self.w_embedding, self.dtype,
+                             name="embed")(c_noise, labels, cond)
+    emb = nn.silu(emb)
+    dense = lambda width, name, init=XAVIER: nn.Dense(
+        width, kernel_init=init, dtype=self.dtype, name=name)
+    h = dense(self.hidden, "in")(x.astype(self.dtype))
+    for i in range(self.depth):
+      h = nn.silu(dense(self.hidden, f"layer{i}")(h) + dense(self.hidden, f"emb{i}")(emb))
+      h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    near_zero = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
+    out = dense(self.out_dim or x.shape[-1], "out", near_zero)(h)
+    return out.astype(jnp.float32)

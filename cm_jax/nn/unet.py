@@ -1,0 +1,183 @@
+"""NCSN++ / DDPM++ UNet for NHWC images (Song et al. 2021; Karras et al. 2022).
+
+Follows EDM's `SongUNet` (NVlabs/edm `training/networks.py`), itself a port of
+score_sde's NCSN++ (`models/ncsnpp.py`), with the CM CIFAR-10 choices:
+- BigGAN-style resampling: up/down happen inside residual blocks (score_sde
+  `ResnetBlockBigGAN`, EDM `UNetBlock(up/down=True)`), not via separate convs;
+  `resample_filter` (1, 3, 3, 1) is NCSN++'s FIR kernel, (1, 1) DDPM++'s box.
+- `residual_input`: NCSN++'s progressive "residual" input pyramid (EDM
+  `encoder_type="residual"`); off for DDPM++.
+- Residual sums scaled by 1/√2 (`skip_rescale`), GroupNorm with
+  min(32, C/4) groups and eps 1e-6, SiLU, one attention head.
+- The last conv of each block and the output conv are initialised near zero
+  (EDM `init_zero`: xavier-uniform × 1e-5; score_sde `init_scale=0.`).
+Not ported: NCSN++'s progressive output path (CM uses "none") and
+score_sde's σ-scaling of the output (preconditioning lives in
+`cm_jax.parametrization`).
+"""
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+import numpy as np
+
+from cm_jax.nn.embeddings import ConditionEmbedding
+
+XAVIER = nn.initializers.xavier_uniform()
+NEAR_ZERO = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")  # EDM init_zero
+ATTN_INIT = nn.initializers.variance_scaling(0.2, "fan_avg", "uniform")  # EDM init_attn
+
+
+def resample(x, filt, direction):
+  """2× FIR up/down-sampling of NHWC x with the separable kernel filt ⊗ filt.
+
+  EDM `Conv2d` with kernel 0 (depthwise, normalised kernel): "down" is a
+  stride-2 filter, "up" its transposed conv with the kernel × 4. With
+  filt = (1, 1) these are 2×2 average pooling and nearest upsampling.
+  """
+  f = np.asarray(filt, np.float32)
+  k = np.outer(f, f) / f.sum() ** 2
+  size, pad, ch = len(f), (len(f) - 1) // 2, x.shape[-1]
+  kernel = jnp.asarray(np.tile(k[:, :, None, None], (1, 1, 1, ch)), x.dtype)
+  conv = lambda kern, **kw: jax.lax.conv_general_dilated(
+      x, kern, dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=ch, **kw)
+  if direction == "down":
+    return conv(kernel, window_strides=(2, 2), padding=[(pad, pad)] * 2)
+  if direction == "up":
+    edge = size - 1 - pad
+    return conv(kernel * 4, window_strides=(1, 1), padding=[(edge, edge)] * 2,
+                lhs_dilation=(2, 2))
+  return x
+
+
+def group_norm(x, dtype, name):
+  return nn.GroupNorm(num_groups=min(32, x.shape[-1] // 4), epsilon=1e-6,
+                      dtype=dtype, name=name)(x)
+
+
+class SelfAttention(nn.Module):
+  """Single-head spatial self-attention (score_sde `AttnBlockpp`, EDM UNetBlock)."""
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, h, w, c = x.shape
+    qkv = nn.Conv(3 * c, (1, 1), kernel_init=ATTN_INIT, dtype=self.dtype,
+                  name="qkv")(group_norm(x, self.dtype, "norm"))
+    q, k, v = jnp.split(qkv.reshape(b, h * w, 1, 3 * c), 3, axis=-1)
+    out = jax.nn.dot_product_attention(q, k, v).reshape(b, h, w, c)
+    return nn.Conv(c, (1, 1), kernel_init=NEAR_ZERO, dtype=self.dtype, name="proj")(out)
+
+
+class ResBlock(nn.Module):
+  """BigGAN-style residual block with embedding input (EDM `UNetBlock`).
+
+  h = conv1(dropout(SiLU(GN(conv0(resample(SiLU(GN(x)))) + Dense(emb)))))
+  x ← (h + skip(x))·s, then x ← (x + attn(x))·s, with s = 1/√2 if skip_rescale.
+  """
+  out_ch: int
+  resample: Optional[str] = None  # None | "up" | "down"
+  attention: bool = False
+  dropout: float = 0.0
+  skip_scale: float = 1.0
+  resample_filter: tuple = (1, 3, 3, 1)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, emb, train):
+    conv = lambda ch, size, init, name: nn.Conv(
+        ch, (size, size), kernel_init=init, dtype=self.dtype, name=name)
+    h = nn.silu(group_norm(x, self.dtype, "norm0"))
+    h = conv(self.out_ch, 3, XAVIER, "conv0")(resample(h, self.resample_filter, self.resample))
+    h += nn.Dense(self.out_ch, kernel_init=XAVIER, dtype=self.dtype,
+                  name="affine")(emb)[:, None, None, :]
+    h = nn.silu(group_norm(h, self.dtype, "norm1"))
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = conv(self.out_ch, 3, NEAR_ZERO, "conv1")(h)
+    if self.resample or x.shape[-1] != self.out_ch:
+      x = conv(self.out_ch, 1, XAVIER, "skip")(resample(x, self.resample_filter, self.resample))
+    x = (x + h) * self.skip_scale
+    if self.attention:
+      x = (x + SelfAttention(self.dtype, name="attn")(x)) * self.skip_scale
+    return x
+
+
+class UNet(nn.Module):
+  """NCSN++ (defaults) / DDPM++ UNet. Defaults = CM/EDM CIFAR-10 (≈56M params).
+
+  __call__(x [B,H,W,C], c_noise [B], labels=None, cond=None, train=False)
+  → F(x) float32 with x's shape. Per resolution level i (res = H / 2^i):
+  encoder: conv (i = 0) or down-block, then num_res_blocks blocks with
+  ch·ch_mult[i] channels; decoder: two mid blocks (i = last) or up-block, then
+  num_res_blocks + 1 blocks, each taking one encoder skip.
+  """
+  ch: int = 128  # base channels, NCSN++ "nf"
+  ch_mult: tuple = (2, 2, 2)
+  num_res_blocks: int = 4
+  attn_resolutions: tuple = (16,)
+  dropout: float = 0.0
+  embedding: str = "fourier"  # "fourier" (NCSN++) | "positional" (DDPM++)
+  fourier_scale: float = 16.0  # CM: 16, iCT: 0.02
+  num_classes: int = 0  # > 0: class-conditional, label num_classes = null
+  w_embedding: bool = False  # LCM: guidance scale w as an input (`cond`)
+  resample_filter: tuple = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1)
+  residual_input: bool = True  # NCSN++ progressive_input="residual"
+  skip_rescale: bool = True
+  out_channels: Optional[int] = None  # default: x's channels
+  dtype: Any = jnp.float32  # compute dtype; params stay float32
+
+  @nn.compact
+  def __call__(self, x, c_noise, labels=None, cond=None, train=False):
+    # NCSN++ Fourier features have 2·nf channels, DDPM++ positional nf.
+    noise_dim = 2 * self.ch if self.embedding == "fourier" else self.ch
+    emb = ConditionEmbedding(noise_dim, 4 * self.ch, self.embedding, self.fourier_scale,
+                             self.num_classes, self.w_embedding, self.dtype,
+                             name="embed")(c_noise, labels, cond)
+    emb = nn.silu(emb)
+    h, skips = self._encoder(x.astype(self.dtype), emb, train)
+    h = self._decoder(h, skips, emb, train, x.shape[1])
+    h = nn.silu(group_norm(h, self.dtype, "out_norm"))
+    out = nn.Conv(self.out_channels or x.shape[-1], (3, 3), kernel_init=NEAR_ZERO,
+                  dtype=self.dtype, name="out_conv")(h)
+    return out.astype(jnp.float32)
+
+  def _block(self, out_ch, name, **kw):
+    return ResBlock(out_ch, dropout=self.dropout, resample_filter=self.resample_filter,
+                    skip_scale=np.sqrt(0.5) if self.skip_rescale else 1.0,
+                    dtype=self.dtype, name=name, **kw)
+
+  def _encoder(self, x, emb, train):
+    """Returns the bottom activation and the skips, lowest resolution last."""
+    aux, h, skips = x, x, []
+    for level, mult in enumerate(self.ch_mult):
+      res = x.shape[1] >> level
+      if level == 0:
+        h = nn.Conv(self.ch, (3, 3), kernel_init=XAVIER, dtype=self.dtype, name="in_conv")(h)
+      else:
+        h = self._block(h.shape[-1], f"enc{res}_down", resample="down")(h, emb, train)
+        if self.residual_input:  # EDM encoder_type="residual": aux ← (h + down(conv(aux)))/√2
+          aux = nn.Conv(h.shape[-1], (3, 3), kernel_init=XAVIER, dtype=self.dtype,
+                        name=f"enc{res}_aux")(aux)
+          h = aux = (h + resample(aux, self.resample_filter, "down")) * np.sqrt(0.5)
+      skips.append(h)
+      for i in range(self.num_res_blocks):
+        h = self._block(self.ch * mult, f"enc{res}_block{i}",
+                        attention=res in self.attn_resolutions)(h, emb, train)
+        skips.append(h)
+    return h, skips
+
+  def _decoder(self, h, skips, emb, train, image_res):
+    for level, mult in reversed(list(enumerate(self.ch_mult))):
+      res = image_res >> level
+      if level == len(self.ch_mult) - 1:  # middle: attention block, then a plain one
+        h = self._block(h.shape[-1], f"mid{res}_0", attention=True)(h, emb, train)
+        h = self._block(h.shape[-1], f"mid{res}_1")(h, emb, train)
+      else:
+        h = self._block(h.shape[-1], f"dec{res}_up", resample="up")(h, emb, train)
+      for i in range(self.num_res_blocks + 1):
+        attn = i == self.num_res_blocks and res in self.attn_resolutions
+        h = jnp.concatenate([h, skips.pop()], axis=-1)
+        h = self._block(self.ch * mult, f"dec{res}_block{i}", attention=attn)(h, emb, train)
+    return h

@@ -1,0 +1,12 @@
+"""``run(config, workdir, mode)``: the one function ``launch.py`` calls."""
+
+from cm_jax.train import loop
+
+MODES = {"train": loop.train, "sample": loop.sample}
+
+
+def run(config, workdir, mode="train"):
+  if mode not in MODES:
+    raise ValueError(f"Unknown --mode={mode!r}; valid: {', '.join(MODES)} "
+                     "(eval and edit are not in this version yet).")
+  return MODES[mode](config, workdir)

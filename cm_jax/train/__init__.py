@@ -1,0 +1,1 @@
+"""Training: state, objective, the jitted step and the loop."""

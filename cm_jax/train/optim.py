@@ -1,0 +1,24 @@
+"""Optimizers by name (RAdam for CM/iCT, Adam for the EDM teacher)."""
+
+import optax
+
+from cm_jax.train.objective import resolve
+
+OPTIMIZERS = {"radam": optax.radam, "adam": optax.adam}
+
+
+def learning_rate_schedule(optim_config):
+  """Constant lr, after an optional linear warm-up (EDM's teacher uses one)."""
+  if optim_config.warmup_steps > 0:
+    return optax.linear_schedule(0.0, optim_config.lr, optim_config.warmup_steps)
+  return optax.constant_schedule(optim_config.lr)
+
+
+def make_optimizer(optim_config):
+  """The optax transformation named by ``optim_config.name``."""
+  make = resolve(OPTIMIZERS, optim_config.name, "optim.name")
+  tx = make(learning_rate_schedule(optim_config), b1=optim_config.b1,
+            b2=optim_config.b2, eps=optim_config.eps)
+  if optim_config.grad_clip > 0:
+    tx = optax.chain(optax.clip_by_global_norm(optim_config.grad_clip), tx)
+  return tx

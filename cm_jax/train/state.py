@@ -1,0 +1,46 @@
+"""The one state pytree of a run."""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes. Hyper-parameters live in the config.
+
+  Attributes:
+    step: k, the number of updates done (int32 scalar).
+    online: θ, the parameters being trained.
+    target: θ⁻, the target network (θ⁻ ← μ(k)θ⁻ + (1 − μ(k))θ; iCT: μ = 0).
+    ema: the slow EMA of θ used for sampling and evaluation.
+    opt_state: the optimizer's state.
+    rng: the run's typed base key; step k uses fold_in(rng, k).
+  """
+
+  step: jax.Array
+  online: Any
+  target: Any
+  ema: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+def dummy_inputs(model, example_shape, batch_size=1):
+  """Inputs that trace ``model`` once: (x, c_noise, labels)."""
+  x = jnp.zeros((batch_size, *example_shape), jnp.float32)
+  c_noise = jnp.zeros((batch_size,), jnp.float32)
+  labels = (jnp.zeros((batch_size,), jnp.int32)
+            if getattr(model, "num_classes", 0) else None)
+  return x, c_noise, labels
+
+
+def init_state(model, tx, example_shape, seed):
+  """A fresh state: θ = θ⁻ = EMA at initialisation (CM Alg. 2–3: θ⁻ ← θ)."""
+  init_key, rng = jax.random.split(jax.random.key(seed))
+  params = model.init({"params": init_key},
+                      *dummy_inputs(model, example_shape))["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), online=params, target=params,
+                    ema=params, opt_state=tx.init(params), rng=rng)

@@ -1,0 +1,73 @@
+"""Metrics: always DIR/metrics.jsonl; TensorBoard too where TensorFlow exists.
+
+clu's writers import TensorFlow and tensorboard at import time, which
+accelerator images often lack; cm_jax must run without them, so the
+TensorBoard writer is optional (``pip install -e .[tensorboard]``).
+"""
+
+import json
+import os
+import time
+
+from absl import logging
+
+
+def _tensorboard_writer(logdir):
+  try:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return metric_writers.SummaryWriter(logdir)
+
+
+class MetricWriter:
+  """Appends one JSON object per logged step (keys: step and the metrics)."""
+
+  def __init__(self, workdir, tensorboard=True, enabled=True):
+    self.enabled = enabled  # only process 0 writes
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = _tensorboard_writer(workdir) if (tensorboard and enabled) else None
+
+  def write(self, step, metrics):
+    if not self.enabled:
+      return
+    scalars = {k: float(v) for k, v in metrics.items()}
+    with open(self.path, "a") as f:
+      f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+    if self._tb is not None:
+      self._tb.write_scalars(int(step), scalars)
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.flush()
+
+
+class Progress:
+  """A one-line progress report: step, loss, steps/s and ETA."""
+
+  def __init__(self, first_step, total_steps):
+    self.total = total_steps
+    self._mark = (first_step, time.perf_counter())
+
+  def report(self, step, metrics):
+    last_step, last_time = self._mark
+    now = time.perf_counter()
+    rate = (step - last_step) / max(now - last_time, 1e-9)
+    self._mark = (step, now)
+    eta = (self.total - step) / rate if rate > 0 else float("inf")
+    logging.info("step %d/%d  loss %.5g  N %d  %.2f steps/s  ETA %s", step,
+                 self.total, float(metrics["loss"]),
+                 int(metrics.get("num_scales", 0)), rate, _hms(eta))
+    return rate
+
+
+def _hms(seconds):
+  if seconds == float("inf"):
+    return "?"
+  seconds = int(seconds)
+  return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def every(step, period):
+  """True on multiples of ``period`` (never when period ≤ 0)."""
+  return period > 0 and step % period == 0

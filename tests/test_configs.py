@@ -1,0 +1,66 @@
+"""Configs hold the papers' recipes (RECIPES.md) and build without errors."""
+
+import jax
+import numpy as np
+import pytest
+
+from cm_jax import nn
+from cm_jax.train import objective
+from configs import ct_cifar10, ict_cifar10, quickstart, toy2d
+
+
+def _num_params(model_config, shape=(32, 32, 3)):
+  model = nn.get_model(model_config)
+  x = jax.ShapeDtypeStruct((1, *shape), np.float32)
+  c = jax.ShapeDtypeStruct((1,), np.float32)
+  params = jax.eval_shape(model.init, jax.random.key(0), x, c)["params"]
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+
+def test_ict_cifar10_is_the_paper_recipe():
+  c = ict_cifar10.get_config()
+  assert (c.curriculum.name, c.curriculum.s0, c.curriculum.s1) == ("ict", 10, 1280)
+  assert (c.target.ema, c.target.mu) == ("fixed", 0.0)
+  assert (c.loss.metric, c.loss.huber_c) == ("pseudo_huber", 0.0)  # 0.00054√d
+  assert (c.loss.weighting, c.loss.index_sampling) == ("ict", "lognormal")
+  assert (c.loss.p_mean, c.loss.p_std) == (-1.1, 2.0)
+  assert (c.optim.name, c.optim.lr) == ("radam", 1e-4)
+  assert (c.train.num_steps, c.train.batch_size) == (400_000, 1024)
+  assert (c.train.ema_decay, c.model.dropout) == (0.99993, 0.3)
+  assert c.model.fourier_scale == 0.02 and tuple(c.sample.ts) == (0.821,)
+  assert (c.diffusion.sigma_min, c.diffusion.sigma_max, c.diffusion.rho) == (
+      0.002, 80.0, 7.0)
+  assert 50e6 < _num_params(c.model) < 65e6
+  obj = objective.make_objective(c, (32, 32, 3))
+  assert obj.max_scales == 1281
+  np.testing.assert_allclose(obj.metric.keywords["c"], 0.0299, atol=1e-4)
+
+
+def test_ct_cifar10_is_the_paper_recipe():
+  c = ct_cifar10.get_config()
+  assert (c.curriculum.name, c.curriculum.s0, c.curriculum.s1) == ("ct", 2, 150)
+  assert (c.target.ema, c.target.mu0) == ("adaptive", 0.9)
+  assert (c.loss.metric, c.loss.weighting, c.loss.index_sampling) == (
+      "lpips", "uniform", "uniform")
+  assert (c.optim.name, c.optim.lr) == ("radam", 4e-4)
+  assert (c.train.num_steps, c.train.batch_size, c.train.ema_decay) == (
+      800_000, 512, 0.9999)
+  assert c.model.fourier_scale == 16.0 and c.model.dropout == 0.0
+  assert 50e6 < _num_params(c.model) < 65e6
+  with pytest.raises(ValueError, match="lpips"):  # not shipped yet: says so
+    objective.make_objective(c, (32, 32, 3))
+
+
+@pytest.mark.parametrize("module,arg", [(ict_cifar10, "smoke"),
+                                        (ct_cifar10, "smoke"),
+                                        (quickstart, None), (toy2d, None)])
+def test_small_configs_resolve(module, arg):
+  c = module.get_config(arg) if arg else module.get_config()
+  shape = (2,) if c.data.source == "toy2d" else (16, 16, 1)
+  objective.make_objective(c, shape)
+  nn.get_model(c.model)
+
+
+def test_unknown_config_argument():
+  with pytest.raises(ValueError, match="smoke"):
+    ict_cifar10.get_config("huge")

@@ -1,0 +1,154 @@
+"""cm_jax.nn: call convention, dropout, conditioning, registry, size, tracing."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from cm_jax.nn import get_model
+
+TINY_UNET = dict(name="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,))
+TINY_MLP = dict(name="mlp", hidden=32, depth=2)
+IMAGE = (2, 16, 16, 3)
+POINTS = (2, 2)
+
+
+def make(base, **overrides):
+  return get_model(ml_collections.ConfigDict({**base, **overrides}))
+
+
+def inputs(shape, seed=0):
+  kx, kc = jax.random.split(jax.random.key(seed))
+  return jax.random.normal(kx, shape), jax.random.normal(kc, shape[:1])
+
+
+def init(model, shape, **kw):
+  """The real initialisation. An rbg key: threefry init compiles ~4× slower on CPU."""
+  x, c = inputs(shape)
+  return jax.jit(model.init)(jax.random.key(0, impl="rbg"), x, c, **kw)["params"]
+
+
+def random_params(model, shape, scale=0.1, **kw):
+  """Gaussian parameters of the model's structure, cheap to make (NumPy).
+
+  Unlike `init`, every near-zero-initialised conv passes signal, so effects of
+  labels and dropout on the output are large.
+  """
+  x, c = inputs(shape)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x, c, **kw)["params"]
+  rng = np.random.default_rng(0)
+  return jax.tree.map(lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype),
+                      shapes)
+
+
+def jit_apply(model):
+  def apply(params, x, c, key=None, train=False, **kw):
+    rngs = {"dropout": key} if key is not None else {}
+    return model.apply({"params": params}, x, c, train=train, rngs=rngs, **kw)
+  return jax.jit(apply, static_argnames="train")
+
+
+@pytest.mark.parametrize("base,shape", [
+    (TINY_UNET, IMAGE),
+    (TINY_UNET, (2, 8, 8, 1)),
+    (TINY_MLP, POINTS),
+])
+def test_output_has_input_shape_and_float32(base, shape):
+  model = make(base)
+  x, c = inputs(shape)
+  out = jit_apply(model)(random_params(model, shape), x, c)
+  assert out.shape == shape and out.dtype == jnp.float32
+  assert np.all(np.isfinite(out))
+
+
+def test_bfloat16_compute_gives_float32_output():
+  model = make(TINY_UNET, dtype="bfloat16")
+  params = random_params(model, IMAGE)
+  x, c = inputs(IMAGE)
+  out = jit_apply(model)(params, x, c)
+  assert out.shape == IMAGE and out.dtype == jnp.float32
+  assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("base,shape", [(TINY_UNET, IMAGE), (TINY_MLP, POINTS)])
+def test_dropout_only_in_training(base, shape):
+  model = make(base, dropout=0.5)
+  params = random_params(model, shape)
+  x, c = inputs(shape)
+  apply = jit_apply(model)
+  k1, k2 = jax.random.key(1), jax.random.key(2)
+  assert not np.allclose(apply(params, x, c, k1, train=True), apply(params, x, c, k2, train=True))
+  np.testing.assert_array_equal(apply(params, x, c, k1), apply(params, x, c, k2))
+
+
+def test_class_labels_change_output_and_null_label_works():
+  model = make(TINY_UNET, num_classes=3)
+  params = random_params(model, IMAGE)
+  assert params["embed"]["label"]["embedding"].shape[0] == 4  # + null row
+  x, c = inputs(IMAGE)
+  apply = jit_apply(model)
+  out = {y: apply(params, x, c, labels=jnp.full((2,), y, jnp.int32)) for y in range(4)}
+  assert not np.allclose(out[0], out[1])
+  assert np.all(np.isfinite(out[3]))
+  np.testing.assert_array_equal(apply(params, x, c), out[3])  # labels=None: the null class
+
+
+def test_labels_rejected_without_classes():
+  model = make(TINY_MLP)
+  x, c = inputs(POINTS)
+  with pytest.raises(ValueError, match="num_classes"):
+    model.init(jax.random.key(0), x, c, labels=jnp.zeros((2,), jnp.int32))
+
+
+@pytest.mark.parametrize("base,shape", [(TINY_UNET, IMAGE), (TINY_MLP, POINTS)])
+def test_w_conditioning_is_a_no_op_at_init_but_trains(base, shape):
+  model = make(base, w_embedding=True)
+  params = init(model, shape, cond=jnp.ones(shape[:1]))
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+  x, c = inputs(shape)
+  apply = jit_apply(model)
+  np.testing.assert_array_equal(apply(params, x, c, cond=jnp.full((2,), 2.0)),
+                                apply(params, x, c, cond=jnp.full((2,), 14.0)))
+
+  def loss(w_kernel):  # the gradient reaching the zero-initialised projection
+    p = {**params, "embed": {**params["embed"], "w_proj": {"kernel": w_kernel}}}
+    return jnp.sum(apply(p, x, c, cond=jnp.array([2.0, 9.0])) * x)
+
+  grad = jax.jit(jax.grad(loss))(params["embed"]["w_proj"]["kernel"])
+  assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+def test_get_model_rejects_unknown_names_and_fields():
+  with pytest.raises(ValueError, match="valid names: unet, mlp"):
+    make(TINY_UNET, name="transformer")
+  with pytest.raises(ValueError, match=r"model\.width.*valid fields: hidden"):
+    make(TINY_MLP, width=3)
+  with pytest.raises(ValueError, match="valid: fourier, positional"):
+    model = make(TINY_MLP, embedding="learned")
+    init(model, POINTS)
+
+
+def test_paper_config_has_cifar10_size():
+  """CM/EDM CIFAR-10 NCSN++: 128 ch, mult (2,2,2), 4 blocks, attention at 16."""
+  model = make(dict(name="unet", ch=128, ch_mult=(2, 2, 2), num_res_blocks=4,
+                    attn_resolutions=(16,), fourier_scale=16.0))
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                          jnp.zeros((1,)))
+  count = sum(p.size for p in jax.tree.leaves(shapes))
+  assert 50e6 <= count <= 65e6, count
+
+
+def test_apply_traces_once():
+  model = make(TINY_UNET)
+  params = random_params(model, IMAGE)
+  chex.clear_trace_counter()
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def forward(params, x, c):
+    return model.apply({"params": params}, x, c)
+
+  for seed in (0, 1):
+    forward(params, *inputs(IMAGE, seed))

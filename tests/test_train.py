@@ -1,0 +1,218 @@
+"""The training system end to end on tiny models and 4 fake CPU devices."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cm_jax import sharding
+from cm_jax.train import loop, objective, optim
+from cm_jax.train.step import train_step
+from configs import quickstart, toy2d
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_toy_config(num_steps=4):
+  c = toy2d.get_config()
+  c.data.num_examples = 512
+  c.model.hidden = 32
+  c.model.depth = 2
+  c.curriculum.s0 = 2
+  c.curriculum.s1 = 16
+  c.train.num_steps = num_steps
+  c.train.batch_size = 16
+  c.train.log_every = 1
+  c.train.checkpoint_every = 2
+  c.train.sample_every = 0
+  c.train.tensorboard = False
+  c.sample.num = 32
+  c.sample.batch_size = 32
+  return c
+
+
+def make_tempdir(test):
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def _step_once(config, mesh):
+  """One jitted step from a fresh state on ``mesh``; returns (state, metrics)."""
+  exp = loop.Experiment(config, "/unused", mesh)
+  state = exp.new_state()
+  from cm_jax.data import DataIterator
+  batch = next(DataIterator(exp.source, config.train.batch_size, seed=0))
+  step = functools.partial(
+      train_step, model=exp.model, tx=exp.tx,
+      objective=objective.make_objective(config, exp.source.example_shape),
+      lr_schedule=optim.learning_rate_schedule(config.optim),
+      ema_decay=config.train.ema_decay, diffusion=config.diffusion)
+  return jax.jit(step)(state, sharding.to_global(batch, mesh))
+
+
+class TrainTest(chex.TestCase):
+
+  def test_four_devices_give_the_single_device_loss(self):
+    self.assertEqual(jax.device_count(), 4)
+    config = tiny_toy_config()
+    config.model.dropout = 0.1  # dropout keys must not depend on the mesh
+    s1, m1 = _step_once(config, sharding.make_mesh(jax.devices()[:1]))
+    s4, m4 = _step_once(config, sharding.make_mesh())
+    np.testing.assert_allclose(m4["loss"], m1["loss"], rtol=1e-5)
+    np.testing.assert_allclose(m4["grad_norm"], m1["grad_norm"], rtol=1e-5)
+    chex.assert_trees_all_close(s4.online, s1.online, rtol=1e-5, atol=1e-6)
+
+  def test_step_traced_once_across_curriculum_changes(self):
+    config = tiny_toy_config(num_steps=8)  # iCT: K' = 2, N = 3, 5, 9, 17, 17
+    exp = loop.Experiment(config, "/unused", sharding.make_mesh())
+    obj = objective.make_objective(config, exp.source.example_shape)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(state, batch):
+      return train_step(state, batch, model=exp.model, tx=exp.tx, objective=obj,
+                        lr_schedule=optim.learning_rate_schedule(config.optim),
+                        ema_decay=0.9, diffusion=config.diffusion)
+
+    state = exp.new_state()
+    from cm_jax.data import DataIterator
+    it = DataIterator(exp.source, 16, seed=0)
+    seen = []
+    for _ in range(8):
+      state, metrics = step(state, sharding.to_global(next(it), exp.mesh))
+      seen.append(int(metrics["num_scales"]))
+    self.assertEqual(seen, [3, 3, 5, 5, 9, 9, 17, 17])
+
+  def test_ict_target_is_online_and_ct_target_follows_mu(self):
+    config = tiny_toy_config()
+    mesh = sharding.make_mesh()
+    state, _ = _step_once(config, mesh)  # iCT: μ = 0
+    chex.assert_trees_all_equal(state.target, state.online)
+    config.curriculum.name = "ct"
+    config.target.ema = "adaptive"
+    state, metrics = _step_once(config, mesh)
+    # μ(0) = exp(s0 log μ0 / N(0)) with N(0) = s0: μ0 exactly.
+    np.testing.assert_allclose(metrics["target_mu"], 0.9, rtol=1e-6)
+    fresh = loop.Experiment(config, "/unused", mesh).new_state()
+    want = jax.tree.map(lambda t, o: 0.9 * t + 0.1 * o, fresh.target, state.online)
+    chex.assert_trees_all_close(state.target, want, rtol=1e-6)
+
+  def test_resume_reproduces_the_uninterrupted_run(self):
+    tmp = make_tempdir(self)
+    full, part = os.path.join(tmp, "full"), os.path.join(tmp, "part")
+    loop.train(tiny_toy_config(num_steps=4), full)
+    loop.train(tiny_toy_config(num_steps=2), part)  # stops (and saves) at 2
+    loop.train(tiny_toy_config(num_steps=4), part)  # resumes from step 2
+    drop_rate = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_s"}
+                              for r in rows]
+    self.assertEqual(drop_rate(read_metrics(part)), drop_rate(read_metrics(full)))
+
+  def test_checkpoint_from_four_devices_restores_on_one(self):
+    tmp = make_tempdir(self)
+    four, mixed = os.path.join(tmp, "four"), os.path.join(tmp, "mixed")
+    config = tiny_toy_config(num_steps=4)
+    final_four = loop.train(config, four, sharding.make_mesh())
+    loop.train(tiny_toy_config(num_steps=2), mixed, sharding.make_mesh())
+    one = sharding.make_mesh(jax.devices()[:1])
+    final_mixed = loop.train(config, mixed, one)
+    self.assertEqual(final_mixed.online["out"]["kernel"].sharding.mesh.size, 1)
+    chex.assert_trees_all_close(final_mixed.online, final_four.online, rtol=1e-5,
+                                atol=1e-6)
+
+  def test_sample_mode_writes_npz_and_png(self):
+    workdir = make_tempdir(self)
+    config = tiny_toy_config(num_steps=2)
+    loop.train(config, workdir)
+    for steps in (1, 2):
+      config.sample.steps = steps
+      path = loop.sample(config, workdir)
+      self.assertEqual(os.path.basename(path), f"samples_2_{steps}step.npz")
+      samples = np.load(path)["samples"]
+      self.assertEqual(samples.shape, (32, 2))
+      self.assertEqual(samples.dtype, np.float32)
+      self.assertTrue(os.path.exists(path[:-4] + ".png"))
+
+  def test_digits_unet_end_to_end(self):
+    workdir = make_tempdir(self)
+    c = quickstart.get_config()
+    c.model.ch = 8
+    c.model.ch_mult = (1,)
+    c.train.num_steps = 1
+    c.train.batch_size = 8
+    c.train.sample_every = 1
+    c.train.tensorboard = False
+    c.sample.grid_size = 4
+    c.sample.num = 4
+    loop.train(c, workdir)
+    rows = read_metrics(workdir)
+    self.assertEqual([r["step"] for r in rows], [1])
+    self.assertTrue(np.isfinite(rows[0]["loss"]))
+    self.assertTrue(os.path.isdir(os.path.join(workdir, "checkpoints", "1")))
+    self.assertTrue(os.path.exists(os.path.join(workdir, "samples",
+                                                "grid_00000001.png")))
+    c.sample.steps = 2
+    samples = np.load(loop.sample(c, workdir))["samples"]
+    self.assertEqual((samples.shape, samples.dtype), ((4, 16, 16, 1), np.uint8))
+
+
+class ValidationTest(chex.TestCase):
+
+  def test_unknown_names_list_the_valid_ones(self):
+    for field, value, listed in (("data.source", "mnist", "digits"),
+                                 ("model.name", "resnet", "unet"),
+                                 ("loss.metric", "l3", "pseudo_huber"),
+                                 ("curriculum.name", "cosine", "ict"),
+                                 ("optim.name", "sgd", "radam")):
+      c = tiny_toy_config()
+      group, name = field.split(".")
+      c[group][name] = value
+      with self.assertRaisesRegex(ValueError, listed):
+        exp = loop.Experiment(c, "/unused", sharding.make_mesh())
+        objective.make_objective(c, exp.source.example_shape)
+
+  def test_missing_npz_path_names_the_flag(self):
+    c = tiny_toy_config()
+    c.data.source = "npz"
+    c.data.path = "/nonexistent/data.npz"
+    with self.assertRaisesRegex(FileNotFoundError, "config.data.path"):
+      loop.Experiment(c, "/unused", sharding.make_mesh())
+
+  def test_workdir_of_another_architecture_is_refused(self):
+    workdir = make_tempdir(self)
+    loop.train(tiny_toy_config(num_steps=2), workdir)
+    c = tiny_toy_config(num_steps=4)
+    c.model.hidden = 64
+    with self.assertRaisesRegex(ValueError, "model.hidden: 32 there, 64 now"):
+      loop.train(c, workdir)
+
+  def test_cli_rejects_unknown_field_and_trains(self):
+    tmp = make_tempdir(self)
+    cmd = [sys.executable, "launch.py", "--config=configs/toy2d.py",
+           f"--workdir={tmp}"]
+    bad = subprocess.run(cmd + ["--config.train.nonexistent=1"], cwd=REPO,
+                         capture_output=True, text=True)
+    self.assertNotEqual(bad.returncode, 0)
+    self.assertIn("nonexistent", bad.stderr)
+    ok = subprocess.run(cmd + ["--config.train.num_steps=3",
+                               "--config.model.hidden=16",
+                               "--config.train.sample_every=3",
+                               "--config.data.num_examples=256"],
+                        cwd=REPO, capture_output=True, text=True)
+    self.assertEqual(ok.returncode, 0, ok.stderr[-2000:])
+    self.assertEqual(read_metrics(tmp)[-1]["step"], 3)
+    self.assertTrue(os.path.exists(os.path.join(tmp, "samples",
+                                                "grid_00000003.png")))
