@@ -14,8 +14,10 @@ import orbax.checkpoint as ocp
 ARRAY_ITEMS = ("online", "target", "ema", "opt_state")
 ITEMS = ARRAY_ITEMS + ("meta",)
 
-# Config groups whose change makes an old checkpoint unusable.
+# Config groups whose change makes an old checkpoint unusable, and the fields
+# in them that do not change the parameters.
 ARCHITECTURE_GROUPS = ("model",)
+NOT_ARCHITECTURE = ("dropout", "dtype")
 
 
 def checkpoint_dir(workdir):
@@ -52,24 +54,27 @@ def read_meta(manager, step=None):
       meta=ocp.args.JsonRestore()))["meta"]
 
 
-def restore(manager, abstract_state, step, items=ARRAY_ITEMS):
-  """Restores ``items`` of ``step`` onto ``abstract_state``'s shardings.
+def restore(manager, abstract, step):
+  """Restores the items of ``abstract`` (a dict item → tree of arrays or
+  ShapeDtypeStructs with shardings) at ``step``, onto those shardings."""
+  args = {name: ocp.args.StandardRestore(_abstract(tree))
+          for name, tree in abstract.items()}
+  return dict(manager.restore(step, args=ocp.args.Composite(**args)))
 
-  Returns a dict item → tree.
-  """
-  args = {name: ocp.args.StandardRestore(_abstract(getattr(abstract_state, name)))
-          for name in items}
-  restored = manager.restore(step, args=ocp.args.Composite(**args))
-  return {name: restored[name] for name in items}
+
+def config_differences(saved_config, config, group):
+  """["group.field: old there, new now", …] between a saved and a live config."""
+  old, new = saved_config.get(group, {}), json.loads(config[group].to_json())
+  keys = sorted((set(old) | set(new)) - set(NOT_ARCHITECTURE))
+  return [f"{group}.{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+          for k in keys if old.get(k) != new.get(k)]
 
 
 def check_compatible(saved_config, config, workdir):
   """Fails in one line if the workdir's checkpoints came from another network."""
   for group in ARCHITECTURE_GROUPS:
-    old, new = saved_config.get(group, {}), json.loads(config[group].to_json())
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = config_differences(saved_config, config, group)
     if diff:
-      details = ", ".join(f"{group}.{k}: {old.get(k)!r} there, {new.get(k)!r} now"
-                          for k in diff)
       raise ValueError(f"{workdir} holds checkpoints of a different {group} "
-                       f"({details}); use a fresh --workdir or the original config.")
+                       f"({', '.join(diff)}); use a fresh --workdir or the "
+                       "original config.")

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from cm_jax import samplers, schedules, visualize
-from cm_jax.parametrization import consistency_fn
+from cm_jax.parametrization import consistency_fn, edm_denoiser
+from cm_jax.train.step import network
 
 
 def sample_times(sample_config, steps, diffusion):
@@ -30,12 +31,12 @@ def sample_times(sample_config, steps, diffusion):
 
 
 def make_sampler(model, diffusion, batch_shape, ts, t_max):
-  """jit-compiled (params, key, labels) → samples [batch_shape]."""
+  """jit-compiled (params, key, labels) → samples [batch_shape]: a consistency
+  model in one step (``ts`` empty) or CM Alg. 1 through ``ts``."""
 
   def run(params, key, labels):
-    def net(x, c_noise):
-      return model.apply({"params": params}, x, c_noise, labels, train=False)
-    f = consistency_fn(net, diffusion.sigma_data, diffusion.sigma_min)
+    f = consistency_fn(network(model, params, labels), diffusion.sigma_data,
+                       diffusion.sigma_min)
     if not ts:
       return samplers.onestep(f, key, batch_shape, t_max=t_max)
     return samplers.multistep(f, key, batch_shape, jnp.asarray(ts), t_max=t_max,
@@ -44,12 +45,34 @@ def make_sampler(model, diffusion, batch_shape, ts, t_max):
   return jax.jit(run)
 
 
+def make_ode_sampler(model, diffusion, batch_shape, num_steps, solver):
+  """jit-compiled (params, key, labels) → samples of the EDM teacher: its
+  deterministic sampler over a ``num_steps``-point grid (EDM Alg. 1)."""
+  sigmas = schedules.karras_sigmas(num_steps, diffusion.sigma_min,
+                                   diffusion.sigma_max, diffusion.rho)[::-1]
+
+  def run(params, key, labels):
+    denoiser = edm_denoiser(network(model, params, labels), diffusion.sigma_data)
+    return samplers.ode_sample(denoiser, key, batch_shape, sigmas, solver=solver)
+
+  return jax.jit(run)
+
+
 def generate(model, params, config, example_shape, num, steps, key):
-  """``num`` samples (float, model space) in batches of ``sample.batch_size``."""
-  ts = sample_times(config.sample, steps, config.diffusion)
+  """``num`` samples (float, model space) in batches of ``sample.batch_size``.
+
+  Consistency models use ``steps`` (1 or CM Alg. 1); an EDM teacher
+  (method=edm) uses its ODE sampler with ``sample.ode_steps``.
+  """
   batch = min(config.sample.batch_size, num)
-  sampler = make_sampler(model, config.diffusion, (batch, *example_shape), ts,
-                         config.diffusion.sigma_max)
+  shape = (batch, *example_shape)
+  if config.method == "edm":
+    sampler = make_ode_sampler(model, config.diffusion, shape,
+                               config.sample.ode_steps, config.sample.ode_solver)
+  else:
+    ts = sample_times(config.sample, steps, config.diffusion)
+    sampler = make_sampler(model, config.diffusion, shape, ts,
+                           config.diffusion.sigma_max)
   num_classes = getattr(model, "num_classes", 0)
   out = []
   for i in range(-(-num // batch)):

@@ -18,7 +18,14 @@ SHARED_CIFAR10_SUBSET = os.path.normpath(os.path.join(
 def get_base_config():
   c = ml_collections.ConfigDict()
   c.seed = 0  # Parameter init, per-step keys fold_in(seed, k), data order.
-  c.method = "ct"  # Consistency training (CM Alg. 3); iCT is CT + the options below.
+  # ct: consistency training (CM Alg. 3; iCT is CT + the options below);
+  # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher.
+  c.method = "ct"
+
+  c.teacher = ml_collections.ConfigDict()
+  c.teacher.workdir = ""  # cd: the workdir of an edm run (its latest EMA).
+  c.teacher.solver = "heun"  # cd: Φ, one teacher PF-ODE step (heun | euler).
+  c.teacher.init_student = False  # cd: start θ = θ⁻ = φ (needs its network).
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "digits"  # digits | toy2d | npz | tfds (DESIGN.md, data sources).
@@ -49,8 +56,8 @@ def get_base_config():
   c.loss.huber_c = 0.0  # Pseudo-Huber c; ≤ 0 means iCT's 0.00054·√d.
   c.loss.weighting = "ict"  # ict: 1/(σ_{i+1} − σ_i) | uniform | karras.
   c.loss.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
-  c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i).
-  c.loss.p_std = 2.0  # iCT's P_std.
+  c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
+  c.loss.p_std = 2.0  # iCT's P_std (EDM: 1.2).
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "radam"  # radam (CM, iCT) | adam (EDM teacher).
@@ -78,4 +85,57 @@ def get_base_config():
   c.sample.batch_size = 256  # Samples per jitted call.
   c.sample.grid_size = 64  # Samples in the periodic training grids.
   c.sample.seed = 1  # Key of --mode=sample.
+  c.sample.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
+  c.sample.ode_solver = "heun"  # edm: heun | euler.
   return c
+
+
+def set_cifar10(c):
+  """tfds CIFAR-10 with random flips (the CM/iCT/EDM CIFAR-10 pipelines)."""
+  c.data.source = "tfds"
+  c.data.name = "cifar10"
+  c.data.split = "train"
+  c.data.data_dir = None  # tfds default (~/tensorflow_datasets)
+  c.data.random_flip = True
+  c.data.path = ""  # npz source only (:smoke)
+
+
+def set_ncsnpp(c, fourier_scale, dropout):
+  """NCSN++ of the CM/iCT/EDM CIFAR-10 runs: nf 128, ch_mult (2, 2, 2),
+  4 blocks, attention at 16×16, FIR resampling; about 56M parameters."""
+  c.model.name = "unet"
+  c.model.ch = 128
+  c.model.ch_mult = (2, 2, 2)
+  c.model.num_res_blocks = 4
+  c.model.attn_resolutions = (16,)
+  c.model.dropout = dropout
+  c.model.embedding = "fourier"
+  c.model.fourier_scale = fourier_scale
+  c.model.resample_filter = (1, 3, 3, 1)
+  c.model.num_classes = 0  # unconditional
+
+
+def shrink_for_smoke(c):
+  """`:smoke`: the same recipe at CPU size, on the shipped CIFAR-10 subset."""
+  c.data.source = "npz"
+  c.data.path = SHARED_CIFAR10_SUBSET
+  c.model.ch = 16
+  c.model.ch_mult = (1, 2)
+  c.model.num_res_blocks = 1
+  c.model.attn_resolutions = ()
+  c.model.dropout = 0.0
+  c.optim.warmup_steps = 0
+  c.train.num_steps = 20
+  c.train.batch_size = 8
+  c.train.log_every = 5
+  c.train.checkpoint_every = 10
+  c.train.sample_every = 20
+  c.sample.grid_size = 16
+  c.sample.num = 16
+  if c.loss.metric == "lpips":  # not shipped yet
+    c.loss.metric = "l2"
+
+
+def check_arg(arg):
+  if arg not in (None, "smoke"):
+    raise ValueError(f"Unknown config argument {arg!r}; valid: smoke.")

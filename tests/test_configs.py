@@ -6,7 +6,8 @@ import pytest
 
 from cm_jax import nn
 from cm_jax.train import objective
-from configs import ct_cifar10, ict_cifar10, quickstart, toy2d
+from configs import (cd_cifar10, cd_toy2d, ct_cifar10, edm_cifar10, edm_toy2d,
+                     ict_cifar10, quickstart, toy2d)
 
 
 def _num_params(model_config, shape=(32, 32, 3)):
@@ -51,9 +52,41 @@ def test_ct_cifar10_is_the_paper_recipe():
     objective.make_objective(c, (32, 32, 3))
 
 
+def test_edm_cifar10_is_the_teacher_recipe():
+  c = edm_cifar10.get_config()
+  assert c.method == "edm" and (c.loss.p_mean, c.loss.p_std) == (-1.2, 1.2)
+  assert (c.optim.name, c.optim.lr, c.optim.warmup_steps) == ("adam", 1e-3, 19_531)
+  assert (c.train.batch_size, c.train.num_steps) == (512, 400_000)
+  assert c.model.dropout == 0.13 and c.data.random_flip
+  np.testing.assert_allclose(c.train.ema_decay, 0.5 ** (512 / 5e5), atol=1e-5)
+  assert c.sample.ode_steps == 18
+  assert 50e6 < _num_params(c.model) < 65e6
+
+
+def test_cd_cifar10_is_the_paper_recipe():
+  c = cd_cifar10.get_config()
+  assert c.method == "cd" and c.teacher.solver == "heun"
+  assert c.teacher.init_student
+  assert (c.curriculum.name, c.curriculum.num_scales) == ("fixed", 18)
+  assert (c.target.ema, c.target.mu) == ("fixed", 0.0)
+  assert (c.loss.metric, c.loss.weighting, c.loss.index_sampling) == (
+      "lpips", "uniform", "uniform")
+  assert (c.optim.name, c.optim.lr) == ("radam", 4e-4)
+  assert (c.train.num_steps, c.train.batch_size, c.train.ema_decay) == (
+      800_000, 512, 0.9999)
+  # Same network as the teacher (it starts from the teacher's weights).
+  teacher = edm_cifar10.get_config()
+  for field in ("ch", "ch_mult", "num_res_blocks", "attn_resolutions",
+                "fourier_scale"):
+    assert c.model[field] == teacher.model[field]
+
+
 @pytest.mark.parametrize("module,arg", [(ict_cifar10, "smoke"),
                                         (ct_cifar10, "smoke"),
-                                        (quickstart, None), (toy2d, None)])
+                                        (edm_cifar10, "smoke"),
+                                        (cd_cifar10, "smoke"),
+                                        (quickstart, None), (toy2d, None),
+                                        (edm_toy2d, None), (cd_toy2d, None)])
 def test_small_configs_resolve(module, arg):
   c = module.get_config(arg) if arg else module.get_config()
   shape = (2,) if c.data.source == "toy2d" else (16, 16, 1)

@@ -60,7 +60,7 @@ def _step_once(config, mesh):
       train_step, model=exp.model, tx=exp.tx,
       objective=objective.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
-      ema_decay=config.train.ema_decay, diffusion=config.diffusion)
+      ema_decay=config.train.ema_decay)
   return jax.jit(step)(state, sharding.to_global(batch, mesh))
 
 
@@ -86,7 +86,7 @@ class TrainTest(chex.TestCase):
     def step(state, batch):
       return train_step(state, batch, model=exp.model, tx=exp.tx, objective=obj,
                         lr_schedule=optim.learning_rate_schedule(config.optim),
-                        ema_decay=0.9, diffusion=config.diffusion)
+                        ema_decay=0.9)
 
     state = exp.new_state()
     from cm_jax.data import DataIterator
@@ -166,7 +166,7 @@ class TrainTest(chex.TestCase):
                                                 "grid_00000001.png")))
     c.sample.steps = 2
     samples = np.load(loop.sample(c, workdir))["samples"]
-    self.assertEqual((samples.shape, samples.dtype), ((4, 16, 16, 1), np.uint8))
+    self.assertEqual((samples.shape, samples.dtype), ((4, 8, 8, 1), np.uint8))
 
 
 class ValidationTest(chex.TestCase):

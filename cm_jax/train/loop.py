@@ -6,11 +6,12 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from clu import parameter_overview
 
-from cm_jax import checkpoint, generate, nn, sharding
+from cm_jax import checkpoint, generate, nn, sharding, teacher
 from cm_jax.data import DataIterator, get_source
 from cm_jax.train import objective as objective_lib
 from cm_jax.train import optim
@@ -55,7 +56,8 @@ class Experiment:
       return state, None
     # Compare configs before touching arrays, for a one-line reason.
     checkpoint.check_compatible(meta["config"], self.config, self.workdir)
-    restored = checkpoint.restore(manager, state, meta["step"], items)
+    restored = checkpoint.restore(
+        manager, {name: getattr(state, name) for name in items}, meta["step"])
     state = state.replace(step=jax.device_put(
         np.int32(meta["step"]), state.step.sharding), **restored)
     return state, meta
@@ -82,7 +84,17 @@ def train(config, workdir, mesh=None):
   tc = config.train
   sharding.check_batch_size(tc.batch_size, exp.mesh)
   manager = checkpoint.make_manager(workdir, tc.keep_checkpoints)
+  teacher_model = teacher_params = None
+  if config.method == "cd":
+    teacher_model, teacher_params, teacher_meta = teacher.load_teacher(
+        config, exp.mesh, exp.source.example_shape)
   state, meta = exp.restore(exp.new_state(), manager=manager)
+  if meta is None and config.method == "cd" and config.teacher.init_student:
+    # CM: the CD student starts from the teacher's weights (θ = θ⁻ = φ).
+    teacher.check_student_matches(teacher_meta, config)
+    copy = lambda: jax.tree.map(jnp.copy, teacher_params)  # own buffers: donated
+    state = state.replace(online=copy(), target=copy(), ema=copy(),
+                          opt_state=exp.tx.init(teacher_params))
   step = 0 if meta is None else meta["step"]
   position = 0 if meta is None else meta["data_position"]
   if meta is None:
@@ -97,11 +109,11 @@ def train(config, workdir, mesh=None):
       random_flip=config.data.random_flip, process_index=jax.process_index(),
       process_count=jax.process_count(), position=position)
   train_step = jit_train_step(
-      exp.state_sharding(), sharding.batch_sharding(exp.mesh), model=exp.model,
-      tx=exp.tx, objective=objective_lib.make_objective(
-          config, exp.source.example_shape),
+      exp.state_sharding(), sharding.batch_sharding(exp.mesh),
+      sharding.replicated(exp.mesh), model=exp.model, tx=exp.tx,
+      objective=objective_lib.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
-      ema_decay=tc.ema_decay, diffusion=config.diffusion)
+      ema_decay=tc.ema_decay, teacher_model=teacher_model)
   is_chief = jax.process_index() == 0
   writer = MetricWriter(workdir, tensorboard=tc.tensorboard, enabled=is_chief)
   progress = Progress(step, tc.num_steps)
@@ -112,7 +124,7 @@ def train(config, workdir, mesh=None):
 
   while step < tc.num_steps:
     batch = sharding.to_global(next(iterator), exp.mesh)
-    state, metrics = train_step(state, batch)
+    state, metrics = train_step(state, batch, teacher_params)
     if sync_each_step:
       jax.block_until_ready(metrics)
     step += 1

@@ -1,13 +1,14 @@
-"""From a config to the consistency-training objective of CM Alg. 3 / iCT.
+"""From a config to the training objective: CT/iCT, CD or the EDM teacher.
 
-``make_objective(config)`` resolves every named choice once, outside jit,
-through explicit dicts, and returns a pure function
+``make_objective(config, example_shape)`` resolves every named choice once,
+outside jit, through explicit dicts, and returns a pure function
 
-    objective(online, target, x0, key, step) -> (loss [B], aux)
+    objective(online, target, x0, key, step, teacher=None) -> (loss [B], aux)
 
-with ``online``/``target`` ConsistencyFns. Inside, N(k) and μ(k) are computed
-from the traced step on a σ grid padded to the curriculum's largest N, so a
-change of N never recompiles the step.
+of raw networks ``net(x_in, c_noise) -> F`` (θ, θ⁻ and the teacher φ); the
+objective applies the preconditioning it needs (``Diffusion``). N(k) and μ(k)
+are computed from the traced step on a σ grid padded to the curriculum's
+largest N, so a change of N never recompiles the step.
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax import losses, schedules
+from cm_jax import losses, parametrization, schedules, solvers
 
 
 def _ict_curriculum(c, total_steps):
@@ -72,53 +73,136 @@ def make_metric(loss_config, example_shape):
 
 
 @dataclasses.dataclass(frozen=True)
-class ConsistencyTraining:
-  """CT / iCT with every choice resolved (a static, hashable closure)."""
+class Diffusion:
+  """EDM's constants: σ_min = ε, σ_max = T, ρ and σ_data."""
+
+  sigma_min: float
+  sigma_max: float
+  rho: float
+  sigma_data: float
+
+  def consistency_fn(self, net):
+    return parametrization.consistency_fn(net, self.sigma_data, self.sigma_min)
+
+  def denoiser(self, net):
+    return parametrization.edm_denoiser(net, self.sigma_data)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencyLoss:
+  """The parts CT and CD share: the grid schedule N(k), μ(k), d and λ."""
 
   num_scales_fn: Callable
   max_scales: int
   target_mu_fn: Callable
   metric: Callable
   weighting: Callable
-  lognormal: tuple[float, float] | None  # (P_mean, P_std), or None = uniform
-  sigma_min: float
-  sigma_max: float
-  rho: float
+  diffusion: Diffusion
 
   def sigmas(self, num_scales):
-    """The padded ascending grid for N = ``num_scales`` (EDM eq. 5)."""
-    return schedules.karras_sigmas(num_scales, self.sigma_min, self.sigma_max,
-                                   self.rho, size=self.max_scales)
+    """The ascending grid for N = ``num_scales``, padded to ``max_scales``."""
+    d = self.diffusion
+    return schedules.karras_sigmas(num_scales, d.sigma_min, d.sigma_max, d.rho,
+                                   size=self.max_scales)
 
-  def __call__(self, online, target, x0, key, step):
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencyTraining(ConsistencyLoss):
+  """CM Alg. 3; iCT with lognormal p(i), λ = 1/Δσ, pseudo-Huber, μ = 0."""
+
+  lognormal: tuple[float, float] | None = None  # (P_mean, P_std); None: uniform
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del teacher
     num_scales = self.num_scales_fn(step)
     sigmas = self.sigmas(num_scales)
     index_probs = (None if self.lognormal is None else
                    schedules.lognormal_index_probs(sigmas, *self.lognormal))
     loss = losses.consistency_training_loss(
-        online, target, x0, key, sigmas=sigmas, index_probs=index_probs,
+        self.diffusion.consistency_fn(online),
+        self.diffusion.consistency_fn(target), x0, key, sigmas=sigmas,
+        index_probs=index_probs, metric=self.metric, weighting=self.weighting,
+        num_scales=num_scales)
+    return loss, {"num_scales": num_scales,
+                  "target_mu": self.target_mu_fn(num_scales)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencyDistillation(ConsistencyLoss):
+  """CM Alg. 2: one teacher ODE step (Heun by default) from t_{n+1} to t_n."""
+
+  solver: str = "heun"
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    num_scales = self.num_scales_fn(step)
+    loss = losses.consistency_distillation_loss(
+        self.diffusion.consistency_fn(online),
+        self.diffusion.consistency_fn(target), self.diffusion.denoiser(teacher),
+        x0, key, sigmas=self.sigmas(num_scales), solver=self.solver,
         metric=self.metric, weighting=self.weighting, num_scales=num_scales)
-    aux = {"num_scales": num_scales, "target_mu": self.target_mu_fn(num_scales)}
-    return loss, aux
+    return loss, {"num_scales": num_scales,
+                  "target_mu": self.target_mu_fn(num_scales)}
 
 
-def make_objective(config, example_shape):
-  """The consistency-training objective named by ``config``."""
-  if config.method != "ct":
-    raise ValueError(f"Unknown method={config.method!r}; valid: ct "
-                     "(consistency training: CM Alg. 3 and iCT).")
+@dataclasses.dataclass(frozen=True)
+class DenoisingScoreMatching:
+  """The EDM teacher (EDM eq. 8, lognormal σ). No target network: μ = 0."""
+
+  p_mean: float
+  p_std: float
+  diffusion: Diffusion
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    loss = losses.denoising_score_matching_loss(
+        self.diffusion.denoiser(online), x0, key, p_mean=self.p_mean,
+        p_std=self.p_std, sigma_data=self.diffusion.sigma_data)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+def _consistency_parts(config, example_shape):
   cur = config.curriculum
   num_scales_fn, max_scales = resolve(CURRICULA, cur.name, "curriculum.name")(
       cur, config.train.num_steps)
-  target_mu_fn = resolve(TARGET_EMAS, config.target.ema, "target.ema")(
-      config.target, cur.get("s0", 2))
-  loss = config.loss
-  sampling = resolve({"uniform": None, "lognormal": (loss.p_mean, loss.p_std)},
-                     loss.index_sampling, "loss.index_sampling")
-  d = config.diffusion
-  return ConsistencyTraining(
+  return dict(
       num_scales_fn=num_scales_fn, max_scales=int(max_scales),
-      target_mu_fn=target_mu_fn, metric=make_metric(loss, example_shape),
-      weighting=resolve(schedules.WEIGHTINGS, loss.weighting, "loss.weighting"),
-      lognormal=sampling, sigma_min=d.sigma_min, sigma_max=d.sigma_max,
-      rho=d.rho)
+      target_mu_fn=resolve(TARGET_EMAS, config.target.ema, "target.ema")(
+          config.target, cur.get("s0", 2)),
+      metric=make_metric(config.loss, example_shape),
+      weighting=resolve(schedules.WEIGHTINGS, config.loss.weighting,
+                        "loss.weighting"),
+      diffusion=Diffusion(**config.diffusion))
+
+
+def _ct(config, example_shape):
+  loss = config.loss
+  lognormal = resolve({"uniform": None, "lognormal": (loss.p_mean, loss.p_std)},
+                      loss.index_sampling, "loss.index_sampling")
+  return ConsistencyTraining(lognormal=lognormal,
+                             **_consistency_parts(config, example_shape))
+
+
+def _cd(config, example_shape):
+  if config.loss.index_sampling != "uniform":
+    raise ValueError("method=cd draws n uniformly (CM Alg. 2); set "
+                     "--config.loss.index_sampling=uniform.")
+  solver = config.teacher.solver
+  resolve(solvers.SOLVERS, solver, "teacher.solver")
+  return ConsistencyDistillation(solver=solver,
+                                 **_consistency_parts(config, example_shape))
+
+
+def _edm(config, example_shape):
+  del example_shape
+  return DenoisingScoreMatching(p_mean=config.loss.p_mean,
+                                p_std=config.loss.p_std,
+                                diffusion=Diffusion(**config.diffusion))
+
+
+METHODS = {"ct": _ct, "cd": _cd, "edm": _edm}
+
+
+def make_objective(config, example_shape):
+  """The objective of ``config.method``: ct (CM Alg. 3, iCT), cd (CM Alg. 2)
+  or edm (the diffusion teacher)."""
+  return resolve(METHODS, config.method, "method")(config, example_shape)

@@ -5,37 +5,48 @@ import functools
 import jax
 import optax
 
-from cm_jax.parametrization import consistency_fn
-
 
 def ema_update(average, params, decay):
   """decay·average + (1 − decay)·params, leaf by leaf (stop-gradient by use)."""
   return jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, average, params)
 
 
-def _consistency_fn(model, params, labels, dropout_key, diffusion):
+def network(model, params, labels=None, dropout_key=None):
+  """The raw net(x_in, c_noise) → F of ``model`` at ``params``; dropout on
+  iff a key is given."""
   def net(x, c_noise):
-    return model.apply({"params": params}, x, c_noise, labels, train=True,
-                       rngs={"dropout": dropout_key})
-  return consistency_fn(net, diffusion.sigma_data, diffusion.sigma_min)
+    rngs = None if dropout_key is None else {"dropout": dropout_key}
+    return model.apply({"params": params}, x, c_noise, labels,
+                       train=dropout_key is not None, rngs=rngs)
+  return net
 
 
-def train_step(state, batch, *, model, tx, objective, lr_schedule, ema_decay,
-               diffusion):
-  """CM Alg. 3 (and iCT): loss, update θ, θ⁻ ← μθ⁻ + (1−μ)θ, EMA.
+def _labels(model, batch):
+  return batch.get("y") if getattr(model, "num_classes", 0) else None
 
-  One key per step, ``fold_in(rng, k)``; online and target share the same
-  dropout key (iCT §3.2). Returns the new state and scalar metrics.
+
+def train_step(state, batch, teacher_params=None, *, model, tx, objective,
+               lr_schedule, ema_decay, teacher_model=None):
+  """One update: loss, θ ← optimizer, θ⁻ ← μθ⁻ + (1−μ)θ, EMA ← …
+
+  CM Alg. 2/3 (and iCT, and the EDM teacher). One key per step,
+  ``fold_in(rng, k)``; online and target share the same dropout key
+  (iCT §3.2); the teacher runs without dropout. Returns the new state and
+  scalar metrics.
   """
   key = jax.random.fold_in(state.rng, state.step)
   loss_key, dropout_key = jax.random.split(key)
-  labels = batch.get("y") if getattr(model, "num_classes", 0) else None
-  make_f = functools.partial(_consistency_fn, model, labels=labels,
-                             dropout_key=dropout_key, diffusion=diffusion)
+  labels = _labels(model, batch)
+  teacher = None
+  if teacher_model is not None:
+    teacher = network(teacher_model, teacher_params,
+                      _labels(teacher_model, batch))
 
   def loss_fn(params):
-    per_example, aux = objective(make_f(params), make_f(state.target),
-                                 batch["x"], loss_key, state.step)
+    online = network(model, params, labels, dropout_key)
+    target = network(model, state.target, labels, dropout_key)
+    per_example, aux = objective(online, target, batch["x"], loss_key,
+                                 state.step, teacher)
     return per_example.mean(), aux
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.online)
@@ -50,8 +61,9 @@ def train_step(state, batch, *, model, tx, objective, lr_schedule, ema_decay,
   return new_state, metrics
 
 
-def jit_train_step(state_sharding, batch_sharding, **static):
+def jit_train_step(state_sharding, batch_sharding, teacher_sharding=None,
+                   **static):
   """``train_step`` jitted with explicit shardings, donating the state."""
   return jax.jit(functools.partial(train_step, **static),
-                 in_shardings=(state_sharding, batch_sharding),
+                 in_shardings=(state_sharding, batch_sharding, teacher_sharding),
                  out_shardings=(state_sharding, None), donate_argnums=0)

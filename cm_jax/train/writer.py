@@ -55,9 +55,10 @@ class Progress:
     rate = (step - last_step) / max(now - last_time, 1e-9)
     self._mark = (step, now)
     eta = (self.total - step) / rate if rate > 0 else float("inf")
-    logging.info("step %d/%d  loss %.5g  N %d  %.2f steps/s  ETA %s", step,
-                 self.total, float(metrics["loss"]),
-                 int(metrics.get("num_scales", 0)), rate, _hms(eta))
+    scales = (f"  N {int(metrics['num_scales'])}" if "num_scales" in metrics
+              else "")
+    logging.info("step %d/%d  loss %.5g%s  %.2f steps/s  ETA %s", step,
+                 self.total, float(metrics["loss"]), scales, rate, _hms(eta))
     return rate
 
 
