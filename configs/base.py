@@ -96,6 +96,7 @@ def set_cifar10(c):
   c.data.name = "cifar10"
   c.data.split = "train"
   c.data.data_dir = None  # tfds default (~/tensorflow_datasets)
+  c.data.download = False  # let tfds download and prepare it when missing
   c.data.random_flip = True
   c.data.path = ""  # npz source only (:smoke)
 

@@ -129,8 +129,10 @@ def test_tfds_mock_data_without_tensorflow():
   """`tfds.data_source` under `mock_data` needs no TensorFlow (none here)."""
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=20):
+    # download=True lets the (mocked) data_source run without a prepared copy.
     source = data.get_source(config(source="tfds", name="cifar10",
-                                    split="train", data_dir=None))
+                                    split="train", data_dir=None,
+                                    download=True))
     assert source.num_examples == 20 and source.num_classes == 10
     assert source.example_shape == (32, 32, 3) and source.is_image
     check_batch(source.get(np.array([5, 1, 19])), source, 3)
@@ -140,6 +142,13 @@ def test_tfds_mock_data_without_tensorflow():
 
 
 # Errors: each one line that names the config field to fix.
+
+
+def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  with pytest.raises(FileNotFoundError, match="config.data.data_dir"):
+    data.get_source(config(source="tfds", name="cifar10", split="train",
+                           data_dir=str(tmp_path)))
 
 
 def test_unknown_source():

@@ -78,13 +78,21 @@ class TfdsSource:
   """
 
   def __init__(self, name: str, split: str = "train",
-               data_dir: str | None = None):
+               data_dir: str | None = None, download: bool = False):
     try:
       import tensorflow_datasets as tfds
     except ImportError as e:
       raise ImportError("The tfds source needs tensorflow-datasets; install it "
                         "or use --config.data.source=npz.") from e
-    self._data = tfds.data_source(name, split=split, data_dir=data_dir)
+    if not download and not tfds.builder(name, data_dir=data_dir).is_prepared():
+      where = data_dir or "the tfds default data_dir"
+      raise FileNotFoundError(
+          f"tfds {name!r} is not prepared in {where}; prepare it once with "
+          f"`tfds build {name} --data_dir=DIR` and pass "
+          "--config.data.data_dir=DIR, allow --config.data.download=True, or "
+          "use --config.data.source=npz.")
+    self._data = tfds.data_source(name, split=split, data_dir=data_dir,
+                                  download=download)
     features = self._data.dataset_info.features
     self.num_classes = (features[TFDS_LABEL_KEY].num_classes
                         if TFDS_LABEL_KEY in features else 0)
@@ -109,7 +117,8 @@ class TfdsSource:
 
 def tfds_source(config: Any) -> TfdsSource:
   return TfdsSource(config.get("name"), split=config.get("split", "train"),
-                    data_dir=config.get("data_dir"))
+                    data_dir=config.get("data_dir"),
+                    download=config.get("download", False))
 
 
 _SOURCES: dict[str, Callable[[Any], Source]] = {

@@ -45,6 +45,12 @@ class Experiment:
     """A fresh state created directly with its shardings."""
     return jax.jit(self._init, out_shardings=self.state_sharding())()
 
+  def reference_points(self, num=2000):
+    """Data drawn under 2-D sample scatters (None for images)."""
+    if self.source.is_image:
+      return None
+    return self.source.get(np.arange(min(num, self.source.num_examples)))["x"]
+
   def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None):
     """Loads the latest checkpoint of the workdir into ``state`` (if any).
 
@@ -152,12 +158,10 @@ def _sample_grid(exp, params, step):
   samples = generate.generate(exp.model, params, config,
                               exp.source.example_shape, config.sample.grid_size,
                               1, jax.random.key(config.seed + 1))
-  reference = None
-  if not exp.source.is_image:
-    reference = exp.source.get(np.arange(min(2000, exp.source.num_examples)))["x"]
   path = generate.save_samples(
       samples, exp.source.is_image,
-      os.path.join(exp.workdir, "samples", f"grid_{step:08d}"), reference)
+      os.path.join(exp.workdir, "samples", f"grid_{step:08d}"),
+      exp.reference_points())
   logging.info("Wrote %s", path)
 
 
@@ -174,12 +178,10 @@ def sample(config, workdir, mesh=None):
   samples = generate.generate(exp.model, state.ema, config,
                               exp.source.example_shape, sc.num, sc.steps,
                               jax.random.key(sc.seed))
-  reference = None
-  if not exp.source.is_image:
-    reference = exp.source.get(np.arange(min(2000, exp.source.num_examples)))["x"]
   prefix = os.path.join(workdir, "samples",
                         f"samples_{meta['step']}_{sc.steps}step")
-  generate.save_samples(samples, exp.source.is_image, prefix, reference)
+  generate.save_samples(samples, exp.source.is_image, prefix,
+                        exp.reference_points())
   logging.info("Wrote %s.npz and .png (%d samples, %d step(s)).", prefix,
                len(samples), sc.steps)
   return prefix + ".npz"

@@ -21,23 +21,25 @@ import numpy as np
 from cm_jax import losses, parametrization, schedules, solvers
 
 
-def _ict_curriculum(c, total_steps):
-  return (functools.partial(schedules.ict_num_scales, total_steps=total_steps,
-                            s0=c.s0, s1=c.s1), c.s1 + 1)
+# A curriculum maps (config.curriculum, K) to (N(k) as a function of the
+# traced step k, the largest N it reaches).
 
 
-def _ct_curriculum(c, total_steps):
-  return (functools.partial(schedules.ct_num_scales, total_steps=total_steps,
-                            s0=c.s0, s1=c.s1), c.s1 + 1)
+def _growing(num_scales):
+  """N(k) growing from s0 to s1 + 1 over the run (CM §C.3 or iCT Table 1)."""
+  def make(c, total_steps):
+    return (functools.partial(num_scales, total_steps=total_steps, s0=c.s0,
+                              s1=c.s1), c.s1 + 1)
+  return make
 
 
-def _fixed_curriculum(c, total_steps):
+def _fixed(c, total_steps):
   del total_steps
   return (lambda step: jnp.int32(c.num_scales)), c.num_scales
 
 
-CURRICULA = {"ict": _ict_curriculum, "ct": _ct_curriculum,
-             "fixed": _fixed_curriculum}
+CURRICULA = {"ict": _growing(schedules.ict_num_scales),
+             "ct": _growing(schedules.ct_num_scales), "fixed": _fixed}
 
 TARGET_EMAS = {
     # CM: μ(k) = exp(s0 log μ0 / N(k)).
