@@ -54,6 +54,7 @@ def get_base_config():
   c.loss = ml_collections.ConfigDict()
   c.loss.metric = "pseudo_huber"  # pseudo_huber (iCT) | l2 | l1 | lpips (CM).
   c.loss.huber_c = 0.0  # Pseudo-Huber c; ≤ 0 means iCT's 0.00054·√d.
+  c.loss.lpips_weights = ""  # lpips: .npz from scripts/convert_lpips_weights.py
   c.loss.weighting = "ict"  # ict: 1/(σ_{i+1} − σ_i) | uniform | karras.
   c.loss.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
   c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
@@ -133,7 +134,7 @@ def shrink_for_smoke(c):
   c.train.sample_every = 20
   c.sample.grid_size = 16
   c.sample.num = 16
-  if c.loss.metric == "lpips":  # not shipped yet
+  if c.loss.metric == "lpips":  # needs a weights file; smoke runs without one
     c.loss.metric = "l2"
 
 

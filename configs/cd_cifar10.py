@@ -9,8 +9,8 @@
 Recipe (RECIPES.md §1b): NCSN++ initialised from the EDM teacher, Heun
 teacher steps on N = 18, μ = 0 (θ⁻ = θ), uniform n and λ, LPIPS, RAdam lr 4e-4,
 batch 512, 800k steps, EMA 0.9999. Target: FID 3.55 (1 step) / 2.93 (2 steps).
-LPIPS is not shipped yet: the full config stops at start saying so;
-``:smoke`` uses l2.
+LPIPS needs its weights: --config.loss.lpips_weights=FILE.npz (see
+scripts/convert_lpips_weights.py); ``:smoke`` uses l2.
 """
 
 from configs import base, edm_cifar10

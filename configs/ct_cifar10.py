@@ -3,9 +3,10 @@
   python launch.py --config=configs/ct_cifar10.py --workdir=runs/ct_cifar10
   python launch.py --config=configs/ct_cifar10.py:smoke --workdir=/tmp/ct_smoke
 
-Target: FID 8.70 (1 step) / 5.83 (2 steps). The paper's metric is LPIPS,
-which this version does not ship yet: the full config fails at start saying
-so; ``:smoke`` uses l2 on the shipped 4,000-image subset.
+Target: FID 8.70 (1 step) / 5.83 (2 steps). The paper's metric is LPIPS: pass
+its weights with --config.loss.lpips_weights=FILE.npz (see
+scripts/convert_lpips_weights.py); ``:smoke`` uses l2 on the shipped
+4,000-image subset.
 """
 
 from configs import base

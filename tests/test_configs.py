@@ -48,7 +48,7 @@ def test_ct_cifar10_is_the_paper_recipe():
       800_000, 512, 0.9999)
   assert c.model.fourier_scale == 16.0 and c.model.dropout == 0.0
   assert 50e6 < _num_params(c.model) < 65e6
-  with pytest.raises(ValueError, match="lpips"):  # not shipped yet: says so
+  with pytest.raises(FileNotFoundError, match="lpips_weights"):  # says how
     objective.make_objective(c, (32, 32, 3))
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cm_jax import losses, parametrization, schedules, solvers
+from cm_jax.nn import lpips
 
 
 # A curriculum maps (config.curriculum, K) to (N(k) as a function of the
@@ -61,10 +62,8 @@ def resolve(table, name, field):
 def make_metric(loss_config, example_shape):
   """d(·,·) by name; pseudo-Huber's c defaults to iCT's 0.00054·√d."""
   name = loss_config.metric
-  if name == "lpips":
-    raise ValueError("loss.metric='lpips' needs the Flax LPIPS network, which "
-                     "this version does not ship yet; use "
-                     "--config.loss.metric=pseudo_huber (iCT) or l2.")
+  if name == "lpips":  # CM: VGG16 LPIPS on 224×224, weights from a local file
+    return lpips.load_lpips(loss_config.lpips_weights)
   metric = resolve(losses.METRICS, name, "loss.metric")
   if name == "pseudo_huber":
     c = loss_config.huber_c
