@@ -98,6 +98,18 @@ class ConsistencyDistillationTest(chex.TestCase):
 
 class ConsistencyTrainingTest(chex.TestCase):
 
+  def test_ct_is_cd_with_an_euler_step_of_the_x0_teacher(self):
+    # CM Thm. 2 / the CM code's `dsm_target`: D(x; t) = x0 (score (x0 − x)/t²)
+    # and one Euler step from x + t_{n+1}z lands exactly on x + t_n z.
+    x0 = jax.random.normal(jax.random.key(0), (32, 4))
+    f = analytic.gaussian_consistency_fn(MU, S)
+    sigmas = schedules.karras_sigmas(11)
+    key = jax.random.key(1)
+    ct = losses.consistency_training_loss(f, f, x0, key, sigmas=sigmas)
+    cd = losses.consistency_distillation_loss(f, f, lambda x, t: x0, x0, key,
+                                              sigmas=sigmas, solver="euler")
+    np.testing.assert_allclose(cd, ct, rtol=1e-4, atol=1e-7)
+
   def test_same_noise_for_both_points(self):
     x0 = jax.random.normal(jax.random.key(0), (64, 2, 2, 1))
     # f recovers the noise z from x_t = x0 + t z: identical for both points
