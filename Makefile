@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-slow clean
+.PHONY: install quickstart test clean
 
 install: $(STAMP)
 
@@ -20,9 +20,6 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
-
-test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow tests
 
 clean:
 	rm -rf $(VENV)

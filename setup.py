@@ -17,7 +17,7 @@ setuptools.setup(
         "ml-collections>=1.0,<2",
         "clu>=0.0.12,<0.1",
         "tensorflow-datasets>=4.9.6,<5",
-        "etils[epath]",  # tfds' file paths need importlib_resources
+        "importlib_resources",  # tfds builders (download=True) import it
         "scikit-learn>=1.3,<2",  # ships the embedded `digits` data set
         "numpy>=1.26",
         "pillow>=10",
