@@ -184,6 +184,21 @@ class ValidationTest(chex.TestCase):
         exp = loop.Experiment(c, "/unused", sharding.make_mesh())
         objective.make_objective(c, exp.source.example_shape)
 
+  def test_non_finite_update_stops_and_keeps_the_last_good_checkpoint(self):
+    workdir = make_tempdir(self)
+    loop.train(tiny_toy_config(num_steps=2), workdir)  # a good checkpoint at 2
+    c = tiny_toy_config(num_steps=5)
+    c.optim.lr = 1e30  # the next update overflows the parameters
+    with self.assertRaisesRegex(FloatingPointError,
+                                "step 3 .*last good checkpoint is step 2"):
+      loop.train(c, workdir)
+    c.optim.lr = 1e-3
+    exp = loop.Experiment(c, workdir, sharding.make_mesh())
+    state, meta = exp.restore(exp.new_state())
+    self.assertEqual(meta["step"], 2)
+    self.assertTrue(all(np.all(np.isfinite(x))
+                        for x in jax.tree.leaves(state.online)))
+
   def test_missing_npz_path_names_the_flag(self):
     c = tiny_toy_config()
     c.data.source = "npz"

@@ -77,11 +77,11 @@ def _meta(config, step, position):
 def _check_finite(metrics, step, manager):
   if not all(math.isfinite(float(v)) for v in metrics.values()):
     last = manager.latest_step()
-    where = (f"the last good checkpoint is step {last} in {manager.directory}"
-             if last is not None else "no checkpoint was written yet")
+    where = (f"the last good checkpoint is step {last} in {manager.directory}, "
+             "kept" if last is not None else "no checkpoint was written yet")
     raise FloatingPointError(
-        f"Non-finite loss or gradient at step {step} ({metrics}); {where} and is "
-        "kept. Lower --config.optim.lr or enable --config.optim.grad_clip.")
+        f"Non-finite loss, gradient or parameters at step {step} ({metrics}); "
+        f"{where}. Lower --config.optim.lr or enable --config.optim.grad_clip.")
 
 
 def train(config, workdir, mesh=None):

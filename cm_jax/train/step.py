@@ -57,6 +57,7 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
       target=ema_update(state.target, online, aux["target_mu"]),
       ema=ema_update(state.ema, online, ema_decay), opt_state=opt_state)
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+             "param_norm": optax.tree.norm(online),  # non-finite ⇒ no save
              "lr": lr_schedule(state.step), **aux}
   return new_state, metrics
 
