@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cm_jax import samplers, schedules, visualize
-from cm_jax.parametrization import consistency_fn, edm_denoiser
+from cm_jax.train.objective import Diffusion
 from cm_jax.train.step import network
 
 
@@ -30,13 +30,14 @@ def sample_times(sample_config, steps, diffusion):
   return ts[:steps - 1]
 
 
-def make_sampler(model, diffusion, batch_shape, ts, t_max):
+def make_sampler(model, diffusion, batch_shape, ts):
   """jit-compiled (params, key, labels) → samples [batch_shape]: a consistency
-  model in one step (``ts`` empty) or CM Alg. 1 through ``ts``."""
+  model in one step from T = σ_max (``ts`` empty) or CM Alg. 1 through ``ts``.
+  ``diffusion`` is a ``train.objective.Diffusion``."""
+  t_max = diffusion.sigma_max
 
   def run(params, key, labels):
-    f = consistency_fn(network(model, params, labels), diffusion.sigma_data,
-                       diffusion.sigma_min)
+    f = diffusion.consistency_fn(network(model, params, labels))
     if not ts:
       return samplers.onestep(f, key, batch_shape, t_max=t_max)
     return samplers.multistep(f, key, batch_shape, jnp.asarray(ts), t_max=t_max,
@@ -52,7 +53,7 @@ def make_ode_sampler(model, diffusion, batch_shape, num_steps, solver):
                                    diffusion.sigma_max, diffusion.rho)[::-1]
 
   def run(params, key, labels):
-    denoiser = edm_denoiser(network(model, params, labels), diffusion.sigma_data)
+    denoiser = diffusion.denoiser(network(model, params, labels))
     return samplers.ode_sample(denoiser, key, batch_shape, sigmas, solver=solver)
 
   return jax.jit(run)
@@ -66,13 +67,13 @@ def generate(model, params, config, example_shape, num, steps, key):
   """
   batch = min(config.sample.batch_size, num)
   shape = (batch, *example_shape)
+  diffusion = Diffusion(**config.diffusion)
   if config.method == "edm":
-    sampler = make_ode_sampler(model, config.diffusion, shape,
-                               config.sample.ode_steps, config.sample.ode_solver)
+    sampler = make_ode_sampler(model, diffusion, shape, config.sample.ode_steps,
+                               config.sample.ode_solver)
   else:
-    ts = sample_times(config.sample, steps, config.diffusion)
-    sampler = make_sampler(model, config.diffusion, shape, ts,
-                           config.diffusion.sigma_max)
+    ts = sample_times(config.sample, steps, diffusion)
+    sampler = make_sampler(model, diffusion, shape, ts)
   num_classes = getattr(model, "num_classes", 0)
   out = []
   for i in range(-(-num // batch)):
