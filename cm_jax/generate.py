@@ -9,6 +9,7 @@ import numpy as np
 from cm_jax import samplers, schedules, visualize
 from cm_jax.train.objective import Diffusion
 from cm_jax.train.step import network
+from cm_jax.train.writer import ProgressBar
 
 
 def sample_times(sample_config, steps, diffusion):
@@ -59,11 +60,13 @@ def make_ode_sampler(model, diffusion, batch_shape, num_steps, solver):
   return jax.jit(run)
 
 
-def generate(model, params, config, example_shape, num, steps, key):
+def generate(model, params, config, example_shape, num, steps, key,
+             progress=False):
   """``num`` samples (float, model space) in batches of ``sample.batch_size``.
 
   Consistency models use ``steps`` (1 or CM Alg. 1); an EDM teacher
-  (method=edm) uses its ODE sampler with ``sample.ode_steps``.
+  (method=edm) uses its ODE sampler with ``sample.ode_steps``. ``progress``
+  logs a progress bar (long runs, e.g. 50k samples for FID).
   """
   batch = min(config.sample.batch_size, num)
   shape = (batch, *example_shape)
@@ -75,11 +78,14 @@ def generate(model, params, config, example_shape, num, steps, key):
     ts = sample_times(config.sample, steps, diffusion)
     sampler = make_sampler(model, diffusion, shape, ts)
   num_classes = getattr(model, "num_classes", 0)
+  bar = ProgressBar(num, "Sampling", unit="samples") if progress else None
   out = []
   for i in range(-(-num // batch)):
     labels = (jnp.arange(i * batch, (i + 1) * batch) % num_classes
               if num_classes else None)
     out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels)))
+    if bar:
+      bar.update(min((i + 1) * batch, num))
   return np.concatenate(out)[:num]
 
 

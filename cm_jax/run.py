@@ -2,11 +2,10 @@
 
 from cm_jax.train import loop
 
-MODES = {"train": loop.train, "sample": loop.sample}
+MODES = {"train": loop.train, "sample": loop.sample, "eval": loop.evaluate}
 
 
 def run(config, workdir, mode="train"):
   if mode not in MODES:
-    raise ValueError(f"Unknown --mode={mode!r}; valid: {', '.join(MODES)} "
-                     "(eval and edit are not in this version yet).")
+    raise ValueError(f"Unknown --mode={mode!r}; valid: {', '.join(MODES)}.")
   return MODES[mode](config, workdir)

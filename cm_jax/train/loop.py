@@ -11,8 +11,10 @@ import numpy as np
 from absl import logging
 from clu import parameter_overview
 
-from cm_jax import checkpoint, generate, nn, sharding, teacher
+from cm_jax import checkpoint, generate, nn, sharding, teacher, visualize
 from cm_jax.data import DataIterator, get_source
+from cm_jax.evaluation import evaluate as evaluate_lib
+from cm_jax.evaluation import fid
 from cm_jax.train import objective as objective_lib
 from cm_jax.train import optim
 from cm_jax.train.state import init_state
@@ -50,6 +52,36 @@ class Experiment:
     if self.source.is_image:
       return None
     return self.source.get(np.arange(min(num, self.source.num_examples)))["x"]
+
+  @functools.cached_property
+  def extractor(self):
+    """The FID Inception (images) or None (2-D points are their features)."""
+    if not self.source.is_image:
+      return None
+    ec = self.config.eval
+    return fid.get_extractor(ec.batch_size, self.mesh, ec.weights or None)
+
+  @functools.cached_property
+  def reference(self):
+    return evaluate_lib.reference_stats(self.config, self.extractor)
+
+  def evaluate(self, params, num, steps_list, progress=False):
+    """FID/KID of ``num`` samples from ``params`` per number of steps:
+    {"fid_1step": …, "kid_1step": …, …} (edm: "fid_ode", …)."""
+    config = self.config
+    results = {}
+    for steps in (("ode",) if config.method == "edm" else steps_list):
+      samples = generate.generate(
+          self.model, params, config, self.source.example_shape, num,
+          1 if steps == "ode" else int(steps), jax.random.key(config.eval.seed),
+          progress=progress)
+      if self.source.is_image:
+        samples = visualize.to_uint8(samples)
+      suffix = "ode" if steps == "ode" else f"{steps}step"
+      metrics = evaluate_lib.sample_metrics(samples, self.reference, config,
+                                            self.extractor)
+      results.update({f"{k}_{suffix}": v for k, v in metrics.items()})
+    return results
 
   def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None):
     """Loads the latest checkpoint of the workdir into ``state`` (if any).
@@ -136,10 +168,15 @@ def train(config, workdir, mesh=None):
     step += 1
     last = step == tc.num_steps
     save_now = every(step, tc.checkpoint_every) or last
-    if every(step, tc.log_every) or save_now:
+    eval_now = every(step, config.eval.every)
+    if every(step, tc.log_every) or save_now or eval_now:
       metrics = jax.device_get(metrics)
       _check_finite(metrics, step, manager)
       metrics["steps_per_s"] = progress.report(step, metrics)
+      if eval_now:
+        metrics.update(exp.evaluate(state.ema, config.eval.train_num, (1,)))
+        logging.info("step %d  FID %.3f (%d samples, 1 step)", step,
+                     metrics["fid_1step"], config.eval.train_num)
       writer.write(step, metrics)
     if every(step, tc.sample_every) or (last and tc.sample_every > 0):
       _sample_grid(exp, state.ema, step)
@@ -165,17 +202,23 @@ def _sample_grid(exp, params, step):
   logging.info("Wrote %s", path)
 
 
+def _restore_ema(exp):
+  """The EMA parameters and meta of the workdir's latest checkpoint."""
+  state, meta = exp.restore(exp.new_state(), items=("ema",))
+  if meta is None:
+    raise FileNotFoundError(
+        f"No checkpoint in {checkpoint.checkpoint_dir(exp.workdir)}; train "
+        f"first (--mode=train) or point --workdir at a trained run.")
+  return state.ema, meta
+
+
 def sample(config, workdir, mesh=None):
   """--mode=sample: ``sample.num`` samples in ``sample.steps`` steps from the
   EMA parameters of the workdir's latest checkpoint."""
   exp = Experiment(config, workdir, mesh)
-  state, meta = exp.restore(exp.new_state(), items=("ema",))
-  if meta is None:
-    raise FileNotFoundError(
-        f"No checkpoint in {checkpoint.checkpoint_dir(workdir)}; train first "
-        f"(--mode=train) or point --workdir at a trained run.")
+  ema, meta = _restore_ema(exp)
   sc = config.sample
-  samples = generate.generate(exp.model, state.ema, config,
+  samples = generate.generate(exp.model, ema, config,
                               exp.source.example_shape, sc.num, sc.steps,
                               jax.random.key(sc.seed))
   prefix = os.path.join(workdir, "samples",
@@ -185,3 +228,26 @@ def sample(config, workdir, mesh=None):
   logging.info("Wrote %s.npz and .png (%d samples, %d step(s)).", prefix,
                len(samples), sc.steps)
   return prefix + ".npz"
+
+
+def evaluate(config, workdir, mesh=None):
+  """--mode=eval: FID and KID of ``eval.num`` samples per ``eval.steps`` from
+  the EMA parameters of the workdir's latest checkpoint, against the reference
+  statistics; written to DIR/eval/metrics_<step>.json."""
+  exp = Experiment(config, workdir, mesh)
+  ema, meta = _restore_ema(exp)
+  ec = config.eval
+  results = {"step": meta["step"], "num_samples": ec.num,
+             "reference": exp.reference.path,
+             "reference_description": exp.reference.description}
+  results.update(exp.evaluate(ema, ec.num, ec.steps, progress=True))
+  path = os.path.join(workdir, "eval", f"metrics_{meta['step']}.json")
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(results, f, indent=1)
+  scores = "  ".join(f"{k} {v:.4g}" for k, v in results.items()
+                     if k.startswith(("fid", "kid_")) and "std" not in k)
+  logging.info("step %d, %d samples: %s; wrote %s", meta["step"], ec.num,
+               scores, path)
+  return results
