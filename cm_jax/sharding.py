@@ -1,7 +1,12 @@
-"""One data-parallel mesh over all devices (of all hosts).
+"""One mesh over all devices (of all hosts), with one axis, ``data``.
 
-The batch is sharded on the ``data`` axis and parameters are replicated; jit
-places computation from these shardings (no pmap). Hosts feed only their
+The batch is always sharded on ``data``. Parameters (and the optimizer state,
+target and EMA) follow ``train.param_sharding``:
+- ``replicated``: plain data parallelism, a full copy per device;
+- ``fsdp``: each large array split over ``data`` along its largest divisible
+  axis (ZeRO-3 / FSDP), so per-device memory for the state falls by the
+  device count; XLA inserts the all-gathers and reduce-scatters.
+jit places computation from these shardings (no pmap). Hosts feed only their
 local slice of each global batch (see ``cm_jax.data.DataIterator``).
 """
 
@@ -21,6 +26,44 @@ def make_mesh(devices=None):
 
 def replicated(mesh):
   return NamedSharding(mesh, P())
+
+
+# Arrays smaller than this stay replicated under FSDP (biases, norms: the
+# gathers would cost more than the memory saved).
+FSDP_MIN_SIZE = 2 ** 14
+
+
+def fsdp(mesh, shape):
+  """The FSDP sharding of an array of ``shape``: its largest axis divisible
+  by the device count split over ``data``; replicated when small."""
+  n = mesh.devices.size
+  if int(np.prod(shape, dtype=np.int64)) < FSDP_MIN_SIZE or n == 1:
+    return replicated(mesh)
+  candidates = [i for i in np.argsort(shape)[::-1] if shape[i] % n == 0]
+  if not candidates:
+    return replicated(mesh)
+  spec = [None] * len(shape)
+  spec[candidates[0]] = DATA_AXIS
+  return NamedSharding(mesh, P(*spec))
+
+
+PARAM_SHARDINGS = {
+    "replicated": lambda mesh, shape: replicated(mesh),
+    "fsdp": fsdp,
+}
+
+
+def param_sharding_rule(name):
+  if name not in PARAM_SHARDINGS:
+    raise ValueError(f"Unknown train.param_sharding {name!r}; valid: "
+                     f"{', '.join(PARAM_SHARDINGS)}.")
+  return PARAM_SHARDINGS[name]
+
+
+def tree_shardings(tree, mesh, rule="replicated"):
+  """Shardings for every leaf (arrays or ShapeDtypeStructs) of ``tree``."""
+  rule = param_sharding_rule(rule)
+  return jax.tree.map(lambda x: rule(mesh, tuple(x.shape)), tree)
 
 
 def batch_sharding(mesh):

@@ -33,6 +33,8 @@ def get_base_config():
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data).
+  c.model.dtype = "float32"  # Compute dtype; "bfloat16" = mixed precision
+  #                            (params, optimizer, loss and EMA stay float32).
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.sigma_min = 0.002  # ε = σ_min: f(x, ε) = x (CM eq. 5).
@@ -78,6 +80,7 @@ def get_base_config():
   c.train.keep_checkpoints = 3  # Checkpoints kept on disk.
   c.train.sample_every = 10_000  # Steps between sample grids; 0 = never.
   c.train.tensorboard = True  # Also write TensorBoard events if TF is installed.
+  c.train.param_sharding = "replicated"  # replicated (data parallel) | fsdp.
 
   c.sample = ml_collections.ConfigDict()
   c.sample.num = 64  # --mode=sample: how many samples.

@@ -39,9 +39,14 @@ class Experiment:
                              self.source.example_shape, self.config.seed)
 
   def state_sharding(self):
-    """Replicated parameters (data parallelism); from eval_shape, no compute."""
-    return jax.tree.map(lambda _: sharding.replicated(self.mesh),
-                        jax.eval_shape(self._init))
+    """Shardings of the state under ``train.param_sharding`` (replicated or
+    FSDP; step and key replicated); from eval_shape, no compute."""
+    abstract = jax.eval_shape(self._init)
+    arrays = sharding.tree_shardings(
+        {k: getattr(abstract, k) for k in checkpoint.ARRAY_ITEMS}, self.mesh,
+        self.config.train.param_sharding)
+    return abstract.replace(step=sharding.replicated(self.mesh),
+                            rng=sharding.replicated(self.mesh), **arrays)
 
   def new_state(self):
     """A fresh state created directly with its shardings."""
