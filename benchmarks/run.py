@@ -1,0 +1,244 @@
+"""Benchmarks: train-step throughput, sampling latency, FID features.
+
+    python -m benchmarks.run [--case NAME] [--batch B] [--what train,sample,fid]
+        [--steps 10] [--dtype bfloat16] [--param_sharding fsdp]
+
+Cases: ``ict_cifar10`` (the paper's NCSN++, 56M parameters), ``ict_cifar10_cpu``
+(its ``:smoke`` CPU size) and ``toy2d``. Each measurement prints one JSON line
+(case, what, batch, images_per_s, step_s, compile_s, peak_mem_bytes,
+fwd_gflop_per_image, tflops, mfu, device) and a table follows at the end.
+Batches are synthetic (no data set needed). ``mfu`` is achieved FLOP/s over
+the chip's dense bf16 peak (null on CPUs and unknown chips); FLOPs come from
+XLA's cost analysis of the compiled programs.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from cm_jax import generate, nn, sharding
+from cm_jax.train import objective, optim
+from cm_jax.train.objective import Diffusion
+from cm_jax.train.state import dummy_inputs, init_state
+from cm_jax.train.step import jit_train_step
+from configs import ict_cifar10, toy2d
+
+# Dense bf16 peak TFLOP/s per chip, for MFU.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "TPU v4": 275.0,
+               "TPU v5 lite": 197.0, "TPU v5e": 197.0, "TPU v5p": 459.0,
+               "TPU v6 lite": 918.0}
+
+
+def case_config(name):
+  if name == "ict_cifar10":
+    return ict_cifar10.get_config(), (32, 32, 3)
+  if name == "ict_cifar10_cpu":
+    return ict_cifar10.get_config("smoke"), (32, 32, 3)
+  if name == "toy2d":
+    return toy2d.get_config(), (2,)
+  raise ValueError(f"Unknown case {name!r}; valid: ict_cifar10, "
+                   "ict_cifar10_cpu, toy2d.")
+
+
+def device_name():
+  return f"{jax.devices()[0].device_kind} x{jax.device_count()}"
+
+
+def peak_tflops():
+  kind = jax.devices()[0].device_kind
+  for name, peak in PEAK_TFLOPS.items():
+    if name in kind:
+      return peak * jax.device_count()
+  return None
+
+
+def peak_memory():
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    return int(stats["peak_bytes_in_use"])
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # CPU: RSS
+
+
+def flops(compiled):
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  return float(cost.get("flops", 0.0)) if cost else None
+
+
+def timed(fn, *args, steps):
+  """(compile_s, median step_s, compiled) of ``fn(*args)`` after warm-up."""
+  start = time.perf_counter()
+  compiled = fn.lower(*args).compile()
+  compile_s = time.perf_counter() - start
+  jax.block_until_ready(compiled(*args))  # warm-up
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    times.append(time.perf_counter() - start)
+  return compile_s, statistics.median(times), compiled
+
+
+def forward_gflop_per_image(model, example_shape, params, batch):
+  x, c_noise, labels = dummy_inputs(model, example_shape, batch)
+  apply = jax.jit(lambda p, x, c: model.apply({"params": p}, x, c, labels))
+  value = flops(apply.lower(params, x, c_noise).compile())
+  return None if value is None else value / batch / 1e9
+
+
+def row(case, what, batch, step_s, compile_s, gflop_step=None, **extra):
+  tflops = (gflop_step / step_s / 1e3) if gflop_step else None
+  peak = peak_tflops()
+  return {"case": case, "what": what, "batch": batch,
+          "images_per_s": batch / step_s, "step_s": step_s,
+          "compile_s": compile_s, "peak_mem_bytes": peak_memory(),
+          "tflops": tflops, "mfu": tflops / peak if tflops and peak else None,
+          "device": device_name(), **extra}
+
+
+def bench_train(case, config, example_shape, batch, steps):
+  mesh = sharding.make_mesh()
+  model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
+  init = lambda: init_state(model, tx, example_shape, 0)
+  abstract = jax.eval_shape(init)
+  arrays = sharding.tree_shardings(
+      {k: getattr(abstract, k) for k in ("online", "target", "ema",
+                                         "opt_state")},
+      mesh, config.train.param_sharding)
+  state_sharding = abstract.replace(step=sharding.replicated(mesh),
+                                    rng=sharding.replicated(mesh), **arrays)
+  state = jax.jit(init, out_shardings=state_sharding)()
+  step = jit_train_step(
+      state_sharding, sharding.batch_sharding(mesh), None, model=model, tx=tx,
+      objective=objective.make_objective(config, example_shape),
+      lr_schedule=optim.learning_rate_schedule(config.optim),
+      ema_decay=config.train.ema_decay)
+  x = jax.device_put(
+      jax.random.uniform(jax.random.key(0), (batch, *example_shape),
+                         minval=-1, maxval=1), sharding.batch_sharding(mesh))
+  # The step donates its state: time it on a fresh copy each call.
+  start = time.perf_counter()
+  compiled = step.lower(state, {"x": x}, None).compile()
+  compile_s = time.perf_counter() - start
+  state, metrics = compiled(state, {"x": x}, None)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, {"x": x}, None)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  gflop = flops(compiled)
+  return row(case, "train", batch, statistics.median(times), compile_s,
+             gflop and gflop / 1e9,
+             fwd_gflop_per_image=forward_gflop_per_image(
+                 model, example_shape, state.online, min(batch, 8)),
+             dtype=config.model.dtype,
+             param_sharding=config.train.param_sharding,
+             num_params=int(sum(p.size for p in jax.tree.leaves(
+                 state.online))))
+
+
+def bench_sample(case, config, example_shape, batch, steps):
+  model = nn.get_model(config.model)
+  params = model.init(jax.random.key(0),
+                      *dummy_inputs(model, example_shape))["params"]
+  diffusion = Diffusion(**config.diffusion)
+  shape = (batch, *example_shape)
+  samplers = {
+      "sample_1step": generate.make_sampler(model, diffusion, shape, ()),
+      "sample_2step": generate.make_sampler(model, diffusion, shape,
+                                            tuple(config.sample.ts[:1])),
+      "sample_heun35": generate.make_ode_sampler(model, diffusion, shape, 18,
+                                                 "heun"),
+  }
+  rows = []
+  for what, sampler in samplers.items():
+    compile_s, step_s, compiled = timed(sampler, params, jax.random.key(1),
+                                        None, steps=steps)
+    gflop = flops(compiled)
+    rows.append(row(case, what, batch, step_s, compile_s,
+                    gflop and gflop / 1e9, latency_s=step_s))
+  return rows
+
+
+def bench_fid(batch, steps):
+  from cm_jax.evaluation import fid  # pylint: disable=g-import-not-at-top
+  extractor = fid.get_extractor(batch)
+  images = np.random.default_rng(0).integers(
+      0, 256, (extractor.batch_size, 32, 32, 3), np.uint8)
+  start = time.perf_counter()
+  extractor(images, progress=False)
+  compile_s = time.perf_counter() - start
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    extractor(images, progress=False)
+    times.append(time.perf_counter() - start)
+  return row("fid_inception", "fid_features", extractor.batch_size,
+             statistics.median(times), compile_s)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--case", default="ict_cifar10_cpu")
+  parser.add_argument("--batch", type=int, default=None,
+                      help="global batch (default: 8 on CPU, 128/chip else)")
+  parser.add_argument("--what", default="train,sample,fid")
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--dtype", default=None)
+  parser.add_argument("--param_sharding", default=None)
+  parser.add_argument("--sample_batches", default=None,
+                      help="comma-separated sampling batch sizes "
+                           "(default 1,64,1024 on accelerators, 1,8 on CPU)")
+  args = parser.parse_args()
+  on_cpu = jax.default_backend() == "cpu"
+  config, example_shape = case_config(args.case)
+  if args.dtype:
+    config.model.dtype = args.dtype
+  if args.param_sharding:
+    config.train.param_sharding = args.param_sharding
+  batch = args.batch or (8 if on_cpu else 128 * jax.device_count())
+  sample_batches = [int(b) for b in (
+      args.sample_batches or ("1,8" if on_cpu else "1,64,1024")).split(",")]
+  rows = []
+
+  def emit(result):
+    print(json.dumps(result), flush=True)
+    rows.append(result)
+
+  what = args.what.split(",")
+  if "train" in what:
+    emit(bench_train(args.case, config, example_shape, batch, args.steps))
+  if "sample" in what:
+    for b in sample_batches:
+      try:
+        for result in bench_sample(args.case, config, example_shape, b,
+                                   args.steps):
+          emit(result)
+      except Exception as e:  # pylint: disable=broad-except
+        print(f"# sampling at batch {b} failed ({type(e).__name__}: "
+              f"{str(e).splitlines()[0][:120]}); larger batches skipped.")
+        break
+  if "fid" in what:
+    emit(bench_fid(args.batch or (16 if on_cpu else 200), args.steps))
+  print(f"\n{'case':16s} {'what':14s} {'batch':>6s} {'img/s':>10s} "
+        f"{'step s':>9s} {'compile s':>9s} {'TFLOP/s':>8s} {'MFU':>6s} "
+        f"{'peak MiB':>9s}")
+  for r in rows:
+    fmt = lambda v, f: "-" if v is None else format(v, f)
+    print(f"{r['case']:16s} {r['what']:14s} {r['batch']:6d} "
+          f"{r['images_per_s']:10.2f} {r['step_s']:9.4f} "
+          f"{r['compile_s']:9.1f} {fmt(r['tflops'], '8.3f')} "
+          f"{fmt(r['mfu'], '6.1%')} {r['peak_mem_bytes'] / 2**20:9.0f}")
+  print(f"device: {device_name()}")
+
+
+if __name__ == "__main__":
+  main()
