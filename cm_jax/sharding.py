@@ -79,9 +79,10 @@ def check_batch_size(global_batch_size, mesh):
         f"of devices ({n}); set --config.train.batch_size to a multiple of {n}.")
 
 
-def to_global(local_batch, mesh):
-  """Assembles each host's numpy batch into global arrays sharded on ``data``."""
-  sharding = batch_sharding(mesh)
+def to_global(local_batch, mesh, stacked=False):
+  """Assembles each host's numpy batch into global arrays sharded on ``data``
+  (``stacked``: batches stacked on a leading steps axis, sharded after it)."""
+  spec = P(None, DATA_AXIS) if stacked else P(DATA_AXIS)
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
-      local_batch)
+      lambda x: jax.make_array_from_process_local_data(
+          NamedSharding(mesh, spec), np.asarray(x)), local_batch)

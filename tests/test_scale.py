@@ -71,3 +71,33 @@ def test_bfloat16_compute_keeps_float32_params_and_the_loss():
   assert outputs[1].dtype == np.float32
   rel = np.abs(outputs[1] - outputs[0]).max() / np.abs(outputs[0]).max()
   assert 1e-4 < rel < 5e-2, rel
+
+
+def test_scanned_steps_equal_single_steps():
+  config = tiny_toy_config()
+  exp = loop.Experiment(config, "/unused")
+  static = dict(
+      model=exp.model, tx=exp.tx,
+      objective=objective.make_objective(config, exp.source.example_shape),
+      lr_schedule=optim.learning_rate_schedule(config.optim),
+      ema_decay=config.train.ema_decay)
+  shardings = (exp.state_sharding(), sharding.batch_sharding(exp.mesh), None)
+  single = jit_train_step(*shardings, **static)
+  scanned = jit_train_step(*shardings, steps_per_dispatch=3, **static)
+  iterator = DataIterator(exp.source, config.train.batch_size, seed=0)
+  batches = [next(iterator) for _ in range(3)]
+  state = exp.new_state()
+  losses = []
+  for batch in batches:
+    state, metrics = single(state, sharding.to_global(batch, exp.mesh), None)
+    losses.append(float(metrics["loss"]))
+  stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
+  scan_state, scan_metrics = scanned(
+      exp.new_state(), sharding.to_global(stacked, exp.mesh, stacked=True),
+      None)
+  assert scan_metrics["loss"].shape == (3,)
+  np.testing.assert_allclose(scan_metrics["loss"], losses, rtol=1e-6)
+  chex.assert_trees_all_close(jax.device_get(scan_state.online),
+                              jax.device_get(state.online), rtol=1e-6,
+                              atol=1e-7)
+  assert int(scan_state.step) == 3

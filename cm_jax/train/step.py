@@ -62,9 +62,25 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
   return new_state, metrics
 
 
+def train_steps(state, batches, teacher_params=None, **static):
+  """``S`` consecutive ``train_step``s in one program: ``lax.scan`` over
+  ``batches`` stacked [S, B, …]; metrics come back stacked [S]. One
+  dispatch per S steps hides host overhead when steps are short."""
+  step = functools.partial(train_step, teacher_params=teacher_params, **static)
+  return jax.lax.scan(step, state, batches)
+
+
 def jit_train_step(state_sharding, batch_sharding, teacher_sharding=None,
-                   **static):
-  """``train_step`` jitted with explicit shardings, donating the state."""
-  return jax.jit(functools.partial(train_step, **static),
-                 in_shardings=(state_sharding, batch_sharding, teacher_sharding),
+                   steps_per_dispatch=1, **static):
+  """``train_step`` (or, for ``steps_per_dispatch`` > 1, ``train_steps`` over
+  batches stacked on a leading axis, sharded as ``batch_sharding`` after it)
+  jitted with explicit shardings, donating the state."""
+  fn, batches = train_step, batch_sharding
+  if steps_per_dispatch > 1:
+    fn = train_steps
+    batches = jax.sharding.NamedSharding(
+        batch_sharding.mesh, jax.sharding.PartitionSpec(
+            None, *batch_sharding.spec))
+  return jax.jit(functools.partial(fn, **static),
+                 in_shardings=(state_sharding, batches, teacher_sharding),
                  out_shardings=(state_sharding, None), donate_argnums=0)
