@@ -18,6 +18,8 @@ class TrainState:
     ema: the slow EMA of θ used for sampling and evaluation.
     opt_state: the optimizer's state.
     rng: the run's typed base key; step k uses fold_in(rng, k).
+    skipped: updates skipped for a non-finite loss, gradient or parameter
+      (``train.nonfinite = "skip"``; int32 scalar).
   """
 
   step: jax.Array
@@ -26,6 +28,7 @@ class TrainState:
   ema: Any
   opt_state: Any
   rng: jax.Array
+  skipped: jax.Array
 
 
 def dummy_inputs(model, example_shape, batch_size=1):
@@ -43,4 +46,5 @@ def init_state(model, tx, example_shape, seed):
   params = model.init({"params": init_key},
                       *dummy_inputs(model, example_shape))["params"]
   return TrainState(step=jnp.zeros((), jnp.int32), online=params, target=params,
-                    ema=params, opt_state=tx.init(params), rng=rng)
+                    ema=params, opt_state=tx.init(params), rng=rng,
+                    skipped=jnp.zeros((), jnp.int32))
