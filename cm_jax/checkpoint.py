@@ -72,6 +72,7 @@ def restore_latest(manager, abstract, check=lambda meta: None):
   warning and the one before it is tried.
   """
   steps = sorted(manager.all_steps(), reverse=True)
+  error = None
   incomplete = incomplete_checkpoints(manager)
   if incomplete:
     logging.warning("Ignoring unfinished checkpoint save(s) %s in %s (a run "
@@ -83,25 +84,30 @@ def restore_latest(manager, abstract, check=lambda meta: None):
     try:
       meta = read_meta(manager, step)
     except Exception as e:  # pylint: disable=broad-except
-      _warn_unreadable(manager, step, steps[i + 1:], e)
+      error = _warn_unreadable(manager, step, steps[i + 1:], e)
       continue
     check(meta)
     try:
       return restore(manager, abstract, step), meta
     except Exception as e:  # pylint: disable=broad-except
-      _warn_unreadable(manager, step, steps[i + 1:], e)
+      error = _warn_unreadable(manager, step, steps[i + 1:], e)
   if steps:
-    raise RuntimeError(f"No checkpoint in {manager.directory} can be read "
-                       f"(steps {steps}); move them away to start afresh.")
+    raise RuntimeError(
+        f"No checkpoint in {manager.directory} can be read (steps {steps}; "
+        f"last error {error}); if the config changed (e.g. optim.name), use "
+        "the original one, else a fresh --workdir.")
   return None, None
 
 
 def _warn_unreadable(manager, step, older, error):
+  """Logs the fall-back; returns the error in one short line."""
+  text = str(error).splitlines()[0][:200] if str(error) else ""
+  text = f"{type(error).__name__}: {text}"
   then = (f"falling back to step {older[0]}" if older
           else "no older checkpoint is left")
-  logging.warning("Checkpoint step %d in %s cannot be read (%s: %s); %s.",
-                  step, manager.directory, type(error).__name__,
-                  str(error).splitlines()[0][:200] if str(error) else "", then)
+  logging.warning("Checkpoint step %d in %s cannot be read (%s); %s.", step,
+                  manager.directory, text, then)
+  return text
 
 
 def read_meta(manager, step=None):

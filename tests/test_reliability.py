@@ -124,6 +124,11 @@ class CrashSafetyTest(chex.TestCase):
     self.assertTrue(any("step 4" in l and "falling back to step 2" in l
                         for l in logs.output), logs.output)
     chex.assert_trees_all_equal(state.online, at_2)
+    # None readable: refused (never a silent fresh start over them).
+    shutil.rmtree(os.path.join(ckpts, "2", "online", "d"))
+    shutil.rmtree(os.path.join(ckpts, "2", "online", "ocdbt.process_0"))
+    with self.assertRaisesRegex(RuntimeError, "No checkpoint .* can be read"):
+      exp.restore(exp.new_state())
 
   def test_metrics_after_the_restored_step_and_torn_lines_are_dropped(self):
     workdir = make_tempdir(self)

@@ -53,7 +53,8 @@ class Experiment:
     return self.source.get(np.arange(min(num, self.source.num_examples)))["x"]
 
   def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None):
-    """Loads the latest checkpoint of the workdir into ``state`` (if any).
+    """Loads the latest checkpoint of the workdir into ``state`` (if any);
+    unfinished and unreadable ones are passed over with a warning.
 
     Returns (state, meta); meta is None for a fresh workdir.
     """
