@@ -43,10 +43,12 @@ def command(workdir, num_steps, checkpoint_every):
           + [f"--config.{k}={v}" for k, v in flags.items()])
 
 
-def child_env():
-  """One CPU device, whatever the caller's environment (tests fake four)."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
+def child_env(platform):
+  """JAX on ``platform``; on cpu one device, whatever the caller's XLA_FLAGS
+  (tests fake four devices)."""
+  env = dict(os.environ, JAX_PLATFORMS=platform)
+  if platform == "cpu":
+    env.pop("XLA_FLAGS", None)
   return env
 
 
@@ -73,18 +75,26 @@ def resumed_step(log):
   return 0
 
 
-def run_once(cmd, workdir, log_path, sig=None, at_step=None, poll_s=0.002):
+def run_once(cmd, workdir, log_path, env, sig=None, at_step=None,
+             poll_s=0.002):
   """Runs ``cmd``; with ``sig``, sends it once step ``at_step`` is logged
   plus a random delay. Returns (exit code, log text, the last step logged
   when the signal went, or None if the run finished first)."""
   with open(log_path, "w") as log:
-    proc = subprocess.Popen(cmd, cwd=REPO, env=child_env(), stdout=log,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-    reached = None
+    reached, start = None, None
     if sig is not None:
       while proc.poll() is None:
+        if start is None:  # wait until it has restored (and cut the metrics)
+          with open(log_path) as f:
+            text = f.read()
+          if "Resumed from step" in text or "Starting from scratch" in text:
+            start = resumed_step(text)
+          time.sleep(poll_s)
+          continue
         steps = logged_steps(workdir)
-        if steps and steps[-1] >= at_step:
+        if steps and steps[-1] >= max(at_step, start + 1):
           time.sleep(random.uniform(0.0, 0.05))  # within a step or a save
           reached = logged_steps(workdir)[-1]
           proc.send_signal(sig)
@@ -146,7 +156,7 @@ def compare_checkpoints(ref_dir, run_dir, num_steps, checkpoint_every):
 
 
 def fault_inject(kills=5, num_steps=300, checkpoint_every=7, seed=0,
-                 workdir=None):
+                 workdir=None, platform="cpu"):
   """Runs the experiment; returns a summary dict (see the module doc)."""
   rng = random.Random(seed)
   random.seed(seed)
@@ -155,10 +165,11 @@ def fault_inject(kills=5, num_steps=300, checkpoint_every=7, seed=0,
   logs = os.path.join(tmp, "logs")
   os.makedirs(logs, exist_ok=True)
   failures = []
+  env = child_env(platform)
 
   start = time.perf_counter()
   code, log, _ = run_once(command(ref_dir, num_steps, checkpoint_every),
-                          ref_dir, os.path.join(logs, "uninterrupted.log"))
+                          ref_dir, os.path.join(logs, "uninterrupted.log"), env)
   if code:
     raise RuntimeError(f"The uninterrupted run failed ({code}):\n{log[-2000:]}")
   print(f"uninterrupted run: {num_steps} steps in "
@@ -173,7 +184,7 @@ def fault_inject(kills=5, num_steps=300, checkpoint_every=7, seed=0,
   previous_reached = None
   for i, (sig, target) in enumerate(zip(signals, targets)):
     code, log, reached = run_once(cmd, run_dir, os.path.join(logs, f"{i}.log"),
-                                  sig, target)
+                                  env, sig, target)
     runs += 1
     name = signal.Signals(sig).name
     resumed = resumed_step(log)
@@ -201,7 +212,7 @@ def fault_inject(kills=5, num_steps=300, checkpoint_every=7, seed=0,
           + (f" (left unfinished save {', '.join(unfinished)})"
              if unfinished else ""))
 
-  code, log, _ = run_once(cmd, run_dir, os.path.join(logs, "final.log"))
+  code, log, _ = run_once(cmd, run_dir, os.path.join(logs, "final.log"), env)
   runs += 1
   resumed = resumed_step(log)
   if previous_reached is not None:
@@ -235,9 +246,12 @@ def main():
   parser.add_argument("--seed", type=int, default=0, help="Kill moments.")
   parser.add_argument("--workdir", default=None,
                       help="Where both runs go (default: a new temp dir).")
+  parser.add_argument("--platform", default="cpu",
+                      help="JAX_PLATFORMS of the runs (exactness is tested "
+                      "on cpu; e.g. cuda to see a GPU's).")
   args = parser.parse_args()
   summary = fault_inject(args.kills, args.num_steps, args.checkpoint_every,
-                         args.seed, args.workdir)
+                         args.seed, args.workdir, args.platform)
   sys.exit(1 if summary["differences"] else 0)
 
 
