@@ -24,7 +24,7 @@ import numpy as np
 from cm_jax import generate, nn, sharding
 from cm_jax.train import objective, optim
 from cm_jax.train.objective import Diffusion
-from cm_jax.train.state import dummy_inputs, init_state
+from cm_jax.train.state import dummy_inputs, init_state, state_shardings
 from cm_jax.train.step import jit_train_step
 from configs import ict_cifar10, toy2d
 
@@ -106,13 +106,8 @@ def bench_train(case, config, example_shape, batch, steps):
   mesh = sharding.make_mesh()
   model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
   init = lambda: init_state(model, tx, example_shape, 0)
-  abstract = jax.eval_shape(init)
-  arrays = sharding.tree_shardings(
-      {k: getattr(abstract, k) for k in ("online", "target", "ema",
-                                         "opt_state")},
-      mesh, config.train.param_sharding)
-  state_sharding = abstract.replace(step=sharding.replicated(mesh),
-                                    rng=sharding.replicated(mesh), **arrays)
+  state_sharding = state_shardings(jax.eval_shape(init), mesh,
+                                   config.train.param_sharding)
   state = jax.jit(init, out_shardings=state_sharding)()
   step = jit_train_step(
       state_sharding, sharding.batch_sharding(mesh), None, model=model, tx=tx,

@@ -3,6 +3,14 @@
 ``meta`` (JSON) holds the step, the data position, the seed and the config, so
 a workdir knows what made it. Arrays restore onto whatever mesh the abstract
 state carries, so a run saved on 4 devices resumes on 1 (or 256).
+
+Crash safety is Orbax's: a save is written under
+``<step>.orbax-checkpoint-tmp-*`` and renamed to ``<step>`` only once complete
+(atomic on a POSIX file system; object stores use a commit marker), and
+unfinished directories are never listed as steps. So a process killed in the
+middle of a save (kill -9) leaves a directory that is never restored; on
+top of that ``restore_latest`` falls back to the previous step when the
+latest one cannot be read (a damaged disk or copy), and says so.
 """
 
 import json
@@ -10,6 +18,7 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 
 ARRAY_ITEMS = ("online", "target", "ema", "opt_state")
 ITEMS = ARRAY_ITEMS + ("meta",)
@@ -45,6 +54,62 @@ def _abstract(tree):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
+def incomplete_checkpoints(manager):
+  """Names of the save directories a killed process left unfinished."""
+  directory = str(manager.directory)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(name for name in os.listdir(directory)
+                if ".orbax-checkpoint-tmp" in name)
+
+
+def restore_latest(manager, abstract, check=lambda meta: None):
+  """(restored items, meta) of the latest readable checkpoint; (None, None)
+  when there is none.
+
+  ``check(meta)`` may refuse a checkpoint (it raises; nothing falls back from
+  that). A checkpoint whose meta or arrays cannot be read is skipped with a
+  warning and the one before it is tried.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  error = None
+  incomplete = incomplete_checkpoints(manager)
+  if incomplete:
+    logging.warning("Ignoring unfinished checkpoint save(s) %s in %s (a run "
+                    "was killed while saving); falling back to the last "
+                    "complete checkpoint, %s.", ", ".join(incomplete),
+                    manager.directory,
+                    f"step {steps[0]}" if steps else "none: starting afresh")
+  for i, step in enumerate(steps):
+    try:
+      meta = read_meta(manager, step)
+    except Exception as e:  # pylint: disable=broad-except
+      error = _warn_unreadable(manager, step, steps[i + 1:], e)
+      continue
+    check(meta)
+    try:
+      return restore(manager, abstract, step), meta
+    except Exception as e:  # pylint: disable=broad-except
+      error = _warn_unreadable(manager, step, steps[i + 1:], e)
+  if steps:
+    raise RuntimeError(
+        f"No checkpoint in {manager.directory} can be read (steps {steps}; "
+        f"last error {error}); if the config changed (e.g. optim.name), use "
+        "the original one, else a fresh --workdir.")
+  return None, None
+
+
+def _warn_unreadable(manager, step, older, error):
+  """Logs the fall-back; returns the error in one short line."""
+  text = str(error).splitlines()[0][:200] if str(error) else ""
+  text = f"{type(error).__name__}: {text}"
+  then = (f"falling back to step {older[0]}" if older
+          else "no older checkpoint is left")
+  logging.warning("Checkpoint step %d in %s cannot be read (%s); %s.", step,
+                  manager.directory, text, then)
+  return text
+
+
 def read_meta(manager, step=None):
   """The JSON meta of the latest (or given) step, or None if there is none."""
   step = manager.latest_step() if step is None else step
@@ -70,8 +135,19 @@ def config_differences(saved_config, config, group):
           for k in keys if old.get(k) != new.get(k)]
 
 
-def check_compatible(saved_config, config, workdir):
-  """Fails in one line if the workdir's checkpoints came from another network."""
+def check_compatible(saved_config, config, workdir, saved_shape=None,
+                     example_shape=None):
+  """Fails in one line if the workdir's checkpoints came from another method,
+  network or data shape (``saved_shape`` is None for older checkpoints)."""
+  if saved_config.get("method", config.method) != config.method:
+    raise ValueError(f"{workdir} holds checkpoints of method="
+                     f"{saved_config['method']!r}, not {config.method!r}; use "
+                     "a fresh --workdir or the original config.")
+  if saved_shape is not None and tuple(saved_shape) != tuple(example_shape):
+    raise ValueError(f"{workdir} holds checkpoints trained on examples of "
+                     f"shape {tuple(saved_shape)}, but the data now have "
+                     f"{tuple(example_shape)}; use a fresh --workdir or the "
+                     "original data.")
   for group in ARCHITECTURE_GROUPS:
     diff = config_differences(saved_config, config, group)
     if diff:

@@ -81,6 +81,10 @@ def get_base_config():
   c.train.sample_every = 10_000  # Steps between sample grids; 0 = never.
   c.train.tensorboard = True  # Also write TensorBoard events if TF is installed.
   c.train.param_sharding = "replicated"  # replicated (data parallel) | fsdp.
+  # A non-finite loss, gradient or parameter: stop (keeping the last good
+  # checkpoint) | skip (drop that update, count it in the `skipped` metric).
+  c.train.nonfinite = "stop"
+  c.train.max_skipped = 100  # skip: stop once this many updates were skipped.
 
   c.sample = ml_collections.ConfigDict()
   c.sample.num = 64  # --mode=sample: how many samples.

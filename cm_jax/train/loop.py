@@ -16,8 +16,8 @@ from cm_jax.data import DataIterator, get_source
 from cm_jax.evaluation import evaluate as evaluate_lib
 from cm_jax.evaluation import fid
 from cm_jax.train import objective as objective_lib
-from cm_jax.train import optim
-from cm_jax.train.state import init_state
+from cm_jax.train import optim, preemption, validate
+from cm_jax.train.state import init_state, state_shardings
 from cm_jax.train.step import jit_train_step
 from cm_jax.train.writer import MetricWriter, Progress, every
 
@@ -30,6 +30,7 @@ class Experiment:
     self.workdir = workdir
     self.mesh = sharding.make_mesh() if mesh is None else mesh
     self.source = get_source(config.data)
+    validate.check_experiment(config, self.source)
     self.model = nn.get_model(config.model)
     self.tx = optim.make_optimizer(config.optim)
 
@@ -41,12 +42,8 @@ class Experiment:
   def state_sharding(self):
     """Shardings of the state under ``train.param_sharding`` (replicated or
     FSDP; step and key replicated); from eval_shape, no compute."""
-    abstract = jax.eval_shape(self._init)
-    arrays = sharding.tree_shardings(
-        {k: getattr(abstract, k) for k in checkpoint.ARRAY_ITEMS}, self.mesh,
-        self.config.train.param_sharding)
-    return abstract.replace(step=sharding.replicated(self.mesh),
-                            rng=sharding.replicated(self.mesh), **arrays)
+    return state_shardings(jax.eval_shape(self._init), self.mesh,
+                           self.config.train.param_sharding)
 
   def new_state(self):
     """A fresh state created directly with its shardings."""
@@ -89,36 +86,53 @@ class Experiment:
     return results
 
   def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None):
-    """Loads the latest checkpoint of the workdir into ``state`` (if any).
+    """Loads the latest checkpoint of the workdir into ``state`` (if any);
+    unfinished and unreadable ones are passed over with a warning.
 
     Returns (state, meta); meta is None for a fresh workdir.
     """
     manager = manager or checkpoint.make_manager(self.workdir)
-    meta = checkpoint.read_meta(manager)
+    # Compare configs before touching arrays, for a one-line reason.
+    check = lambda meta: checkpoint.check_compatible(
+        meta["config"], self.config, self.workdir, meta.get("example_shape"),
+        self.source.example_shape)
+    restored, meta = checkpoint.restore_latest(
+        manager, {name: getattr(state, name) for name in items}, check)
     if meta is None:
       return state, None
-    # Compare configs before touching arrays, for a one-line reason.
-    checkpoint.check_compatible(meta["config"], self.config, self.workdir)
-    restored = checkpoint.restore(
-        manager, {name: getattr(state, name) for name in items}, meta["step"])
-    state = state.replace(step=jax.device_put(
-        np.int32(meta["step"]), state.step.sharding), **restored)
+    scalar = lambda value, like: jax.device_put(np.int32(value), like.sharding)
+    state = state.replace(step=scalar(meta["step"], state.step),
+                          skipped=scalar(meta.get("skipped", 0), state.skipped),
+                          **restored)
     return state, meta
 
 
-def _meta(config, step, position):
+def _meta(config, step, position, example_shape, skipped):
   return {"step": int(step), "data_position": int(position),
-          "seed": int(config.seed), "config": json.loads(config.to_json())}
+          "seed": int(config.seed), "example_shape": list(example_shape),
+          "skipped": int(skipped), "config": json.loads(config.to_json())}
 
 
-def _check_finite(metrics, step, manager):
-  if not all(math.isfinite(float(v)) for v in metrics.values()):
+NONFINITE = ("stop", "skip")
+# What a skipped update may leave non-finite in the metrics (not θ: never).
+SKIPPABLE = ("loss", "grad_norm")
+
+
+def _check_finite(metrics, step, manager, train_config):
+  skip = train_config.nonfinite == "skip"
+  checked = {k: v for k, v in metrics.items() if not (skip and k in SKIPPABLE)}
+  too_many = skip and metrics["skipped"] > train_config.max_skipped
+  if too_many or not all(math.isfinite(float(v)) for v in checked.values()):
+    manager.wait_until_finished()  # the last good checkpoint, complete
     last = manager.latest_step()
     where = (f"the last good checkpoint is step {last} in {manager.directory}, "
              "kept" if last is not None else "no checkpoint was written yet")
+    what = (f"{int(metrics['skipped'])} non-finite updates skipped by step "
+            f"{step} (over train.max_skipped)" if too_many else
+            f"Non-finite loss, gradient or parameters at step {step}")
     raise FloatingPointError(
-        f"Non-finite loss, gradient or parameters at step {step} ({metrics}); "
-        f"{where}. Lower --config.optim.lr or enable --config.optim.grad_clip.")
+        f"{what} ({metrics}); {where}. Lower --config.optim.lr or enable "
+        "--config.optim.grad_clip.")
 
 
 def train(config, workdir, mesh=None):
@@ -131,6 +145,8 @@ def train(config, workdir, mesh=None):
   if config.method == "cd":
     teacher_model, teacher_params, teacher_meta = teacher.load_teacher(
         config, exp.mesh, exp.source.example_shape)
+  objective_lib.resolve({n: n for n in NONFINITE}, tc.nonfinite,
+                        "train.nonfinite")
   state, meta = exp.restore(exp.new_state(), manager=manager)
   if meta is None and config.method == "cd" and config.teacher.init_student:
     # CM: the CD student starts from the teacher's weights (θ = θ⁻ = φ).
@@ -156,37 +172,54 @@ def train(config, workdir, mesh=None):
       sharding.replicated(exp.mesh), model=exp.model, tx=exp.tx,
       objective=objective_lib.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
-      ema_decay=tc.ema_decay, teacher_model=teacher_model)
+      ema_decay=tc.ema_decay, teacher_model=teacher_model,
+      skip_nonfinite=tc.nonfinite == "skip")
   is_chief = jax.process_index() == 0
   writer = MetricWriter(workdir, tensorboard=tc.tensorboard, enabled=is_chief)
+  dropped = writer.discard_after(step)  # logged after the checkpoint, redone
+  if dropped:
+    logging.info("Dropped %d metrics.jsonl line(s) after step %d.", dropped,
+                 step)
   progress = Progress(step, tc.num_steps)
   # XLA's in-process CPU collectives can starve when several multi-device
   # steps are in flight on few cores (fake devices in tests): wait per step.
   sync_each_step = (jax.default_backend() == "cpu"
                     and exp.mesh.devices.size > 1)
 
-  while step < tc.num_steps:
-    batch = sharding.to_global(next(iterator), exp.mesh)
-    state, metrics = train_step(state, batch, teacher_params)
-    if sync_each_step:
-      jax.block_until_ready(metrics)
-    step += 1
-    last = step == tc.num_steps
-    save_now = every(step, tc.checkpoint_every) or last
-    eval_now = every(step, config.eval.every)
-    if every(step, tc.log_every) or save_now or eval_now:
-      metrics = jax.device_get(metrics)
-      _check_finite(metrics, step, manager)
-      metrics["steps_per_s"] = progress.report(step, metrics)
-      if eval_now:
-        metrics.update(exp.evaluate(state.ema, config.eval.train_num, (1,)))
-        logging.info("step %d  FID %.3f (%d samples, 1 step)", step,
-                     metrics["fid_1step"], config.eval.train_num)
-      writer.write(step, metrics)
-    if every(step, tc.sample_every) or (last and tc.sample_every > 0):
-      _sample_grid(exp, state.ema, step)
-    if save_now:
-      checkpoint.save(manager, state, _meta(config, step, iterator.position))
+  with preemption.GracefulStop() as stop:
+    while step < tc.num_steps:
+      batch = sharding.to_global(next(iterator), exp.mesh)
+      state, metrics = train_step(state, batch, teacher_params)
+      if sync_each_step:
+        jax.block_until_ready(metrics)
+      step += 1
+      last = step == tc.num_steps
+      stopping = not last and stop.requested(step, manager)
+      scheduled_save = every(step, tc.checkpoint_every) or last
+      save_now = scheduled_save or stopping
+      eval_now = every(step, config.eval.every)
+      log_now = every(step, tc.log_every) or scheduled_save or eval_now
+      if log_now or save_now:
+        metrics = jax.device_get(metrics)
+        _check_finite(metrics, step, manager, tc)
+      if log_now:  # not at a stop: the file must match an uninterrupted run
+        metrics["steps_per_s"] = progress.report(step, metrics)
+        if eval_now:
+          metrics.update(exp.evaluate(state.ema, config.eval.train_num, (1,)))
+          logging.info("step %d  FID %.3f (%d samples, 1 step)", step,
+                       metrics["fid_1step"], config.eval.train_num)
+        writer.write(step, metrics)
+      if every(step, tc.sample_every) or (last and tc.sample_every > 0):
+        _sample_grid(exp, state.ema, step)
+      if save_now:
+        checkpoint.save(manager, state, _meta(
+            config, step, iterator.position, exp.source.example_shape,
+            jax.device_get(state.skipped)))
+      if stopping:
+        logging.info("Stopped by %s at step %d/%d; checkpoint in %s. Rerun "
+                     "the same command to resume.", stop.signal_name, step,
+                     tc.num_steps, checkpoint.checkpoint_dir(workdir))
+        break
   manager.wait_until_finished()
   writer.close()
   return state

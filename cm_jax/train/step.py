@@ -3,6 +3,7 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -26,13 +27,16 @@ def _labels(model, batch):
 
 
 def train_step(state, batch, teacher_params=None, *, model, tx, objective,
-               lr_schedule, ema_decay, teacher_model=None):
+               lr_schedule, ema_decay, teacher_model=None,
+               skip_nonfinite=False):
   """One update: loss, θ ← optimizer, θ⁻ ← μθ⁻ + (1−μ)θ, EMA ← …
 
   CM Alg. 2/3 (and iCT, and the EDM teacher). One key per step,
   ``fold_in(rng, k)``; online and target share the same dropout key
   (iCT §3.2); the teacher runs without dropout. Returns the new state and
-  scalar metrics.
+  scalar metrics. With ``skip_nonfinite``, an update whose loss, gradient or
+  new parameters are not finite is dropped (k still advances, so the next
+  step sees the next batch and key) and counted in ``skipped``.
   """
   key = jax.random.fold_in(state.rng, state.step)
   loss_key, dropout_key = jax.random.split(key)
@@ -59,6 +63,24 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
              "param_norm": optax.tree.norm(online),  # non-finite ⇒ no save
              "lr": lr_schedule(state.step), **aux}
+  if skip_nonfinite:
+    new_state, metrics = _skip_if_nonfinite(state, new_state, metrics)
+  return new_state, metrics
+
+
+def _skip_if_nonfinite(state, new_state, metrics):
+  """Keeps the old θ, θ⁻, EMA and optimizer state where the update is not
+  finite; a select, not a branch, so the step compiles once."""
+  finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+            & jnp.isfinite(metrics["param_norm"]))
+  keep = lambda new, old: jax.tree.map(
+      lambda n, o: jnp.where(finite, n, o), new, old)
+  new_state = new_state.replace(
+      **{name: keep(getattr(new_state, name), getattr(state, name))
+         for name in ("online", "target", "ema", "opt_state")},
+      skipped=state.skipped + (~finite).astype(jnp.int32))
+  metrics = {**metrics, "skipped": new_state.skipped,
+             "param_norm": optax.tree.norm(new_state.online)}
   return new_state, metrics
 
 

@@ -37,6 +37,33 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.write_scalars(int(step), scalars)
 
+  def discard_after(self, step):
+    """Drops the lines of steps after ``step`` and any line torn by a kill.
+
+    A resumed run redoes the steps after its checkpoint and logs them again;
+    without this, metrics.jsonl would hold them twice. Returns how many lines
+    were dropped. (TensorBoard events cannot be rewound; TensorBoard shows the
+    later values.)
+    """
+    if not self.enabled or not os.path.exists(self.path):
+      return 0
+    with open(self.path) as f:
+      lines = f.readlines()
+    kept = []
+    for line in lines:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:  # a partial last line from a kill -9
+        continue
+      if row["step"] <= step:
+        kept.append(line.rstrip("\n") + "\n")
+    if len(kept) != len(lines):
+      tmp = self.path + ".tmp"
+      with open(tmp, "w") as f:
+        f.writelines(kept)
+      os.replace(tmp, self.path)  # atomic: a kill now leaves one or the other
+    return len(lines) - len(kept)
+
   def close(self):
     if self._tb is not None:
       self._tb.flush()

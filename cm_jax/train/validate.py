@@ -1,0 +1,67 @@
+"""Checks at start that the config's parts fit the data and each other.
+
+Unknown names (data source, model, metric, curriculum, ...) fail where they
+are resolved, listing the valid ones; unknown fields fail in the locked
+config. This module checks combinations, before any array is built, each
+with a one-line message that says what to change.
+"""
+
+import math
+
+MODEL_INPUTS = {"mlp": (1, "vectors [B, D] (2-D data)"),
+                "unet": (3, "images [B, H, W, C]")}
+
+
+def check_experiment(config, source):
+  """Raises ValueError if ``config`` cannot train on ``source``'s examples."""
+  shape = tuple(source.example_shape)
+  model = config.model
+  data = f"data.source={config.data.source!r}"
+  if model.name in MODEL_INPUTS:
+    ndim, what = MODEL_INPUTS[model.name]
+    if len(shape) != ndim:
+      other = [n for n, (d, _) in MODEL_INPUTS.items() if d == len(shape)]
+      raise ValueError(
+          f"model.name={model.name!r} takes {what}, but {data} gives examples "
+          f"of shape {shape}; set --config.model.name="
+          f"{other[0] if other else '...'} or use other data.")
+  if model.name == "unet":
+    levels = len(model.get("ch_mult", (2, 2, 2)))
+    factor = 2 ** (levels - 1)
+    if shape[0] % factor or shape[1] % factor:
+      raise ValueError(
+          f"The UNet halves the resolution {levels - 1} times (model.ch_mult="
+          f"{tuple(model.ch_mult)}), so H and W must be multiples of {factor}; "
+          f"{data} gives {shape[0]}×{shape[1]}. Shorten --config.model.ch_mult"
+          " or resize the data.")
+  _check_labels(model.get("num_classes", 0), source.num_classes, data)
+  if config.loss.metric == "lpips" and not (len(shape) == 3 and shape[-1] == 3):
+    raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
+                     f"gives examples of shape {shape}; set "
+                     "--config.loss.metric=l2 (or pseudo_huber).")
+  _check_rates(config)
+
+
+def _check_labels(model_classes, data_classes, data):
+  if model_classes and not data_classes:
+    raise ValueError(
+        f"model.num_classes={model_classes} makes a class-conditional network, "
+        f"but {data} has no labels; set --config.model.num_classes=0 or use "
+        "labelled data.")
+  if model_classes and data_classes > model_classes:
+    raise ValueError(
+        f"{data} has {data_classes} classes but model.num_classes="
+        f"{model_classes}; set --config.model.num_classes={data_classes}.")
+
+
+def _check_rates(config):
+  """EMA rates are in [0, 1]; the run has at least one step."""
+  rates = {"train.ema_decay": config.train.ema_decay,
+           "target.mu": config.target.mu, "target.mu0": config.target.mu0}
+  for field, value in rates.items():
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+      raise ValueError(f"{field}={value} must lie in [0, 1]; set "
+                       f"--config.{field}=...")
+  if config.train.num_steps < 1 or config.train.batch_size < 1:
+    raise ValueError("train.num_steps and train.batch_size must be ≥ 1; got "
+                     f"{config.train.num_steps} and {config.train.batch_size}.")
