@@ -1,12 +1,14 @@
 """``run(config, workdir, mode)``: the one function ``launch.py`` calls."""
 
+from cm_jax import edits, ts_search
 from cm_jax.train import loop
 
-MODES = {"train": loop.train, "sample": loop.sample}
+MODES = {"train": loop.train, "sample": loop.sample, "edit": edits.edit,
+         "search": ts_search.search}
 
 
 def run(config, workdir, mode="train"):
   if mode not in MODES:
     raise ValueError(f"Unknown --mode={mode!r}; valid: {', '.join(MODES)} "
-                     "(eval and edit are not in this version yet).")
+                     "(eval is not in this version yet).")
   return MODES[mode](config, workdir)
