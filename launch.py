@@ -16,7 +16,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, "
                                "metrics and samples.", required=True)
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "edit"],
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "edit",
+                                              "search"],
                           "What to do with the config and workdir.")
 _DISTRIBUTED = flags.DEFINE_enum(
     "distributed", "auto", ["auto", "on", "off"],

@@ -28,7 +28,32 @@ def sample_times(sample_config, steps, diffusion):
   if len(ts) < steps - 1:
     raise ValueError(f"sample.steps={steps} needs {steps - 1} times in "
                      f"sample.ts, got {ts}; set --config.sample.ts=...")
-  return ts[:steps - 1]
+  return check_times(ts[:steps - 1], diffusion, "sample.ts")
+
+
+def check_times(ts, diffusion, field):
+  """``ts`` as floats if strictly descending within (ε, T]; else a one-line
+  error naming the config ``field``."""
+  ts = tuple(float(t) for t in ts)
+  lo, hi = diffusion.sigma_min, diffusion.sigma_max
+  if any(not lo < t <= hi for t in ts) or any(
+      a <= b for a, b in zip(ts, ts[1:])):
+    raise ValueError(f"{field}={ts} must be strictly descending times in "
+                     f"(ε, T] = ({lo}, {hi}]; set --config.{field}=...")
+  return ts
+
+
+def class_labels(num_classes, requested, start, num):
+  """Labels of samples start … start + num − 1 for a class-conditional model
+  (``num_classes`` > 0): ``requested`` (e.g. ``sample.labels``) cycled, or all
+  classes 0, 1, … cycled when it is empty. None for an unconditional model."""
+  if not num_classes:
+    return None
+  requested = tuple(int(y) for y in requested) or tuple(range(num_classes))
+  if any(not 0 <= y < num_classes for y in requested):
+    raise ValueError(f"Labels {requested} must lie in [0, {num_classes}); set "
+                     "--config.sample.labels=... (empty = every class).")
+  return jnp.asarray(np.resize(np.roll(requested, -start), num), jnp.int32)
 
 
 def make_sampler(model, diffusion, batch_shape, ts):
@@ -81,8 +106,8 @@ def generate(model, params, config, example_shape, num, steps, key,
   bar = ProgressBar(num, "Sampling", unit="samples") if progress else None
   out = []
   for i in range(-(-num // batch)):
-    labels = (jnp.arange(i * batch, (i + 1) * batch) % num_classes
-              if num_classes else None)
+    labels = class_labels(num_classes, config.sample.get("labels", ()),
+                          i * batch, batch)
     out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels)))
     if bar:
       bar.update(min((i + 1) * batch, num))

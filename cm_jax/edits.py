@@ -1,0 +1,365 @@
+"""--mode=edit: zero-shot editing (CM Alg. 4) and noise interpolation (CM
+Fig. 6) with a trained consistency model, from the command line.
+
+``edit.task`` picks one of ``TASKS``. The images come from the data source
+(examples ``edit.start`` …) or from ``edit.input`` (an .npz of uint8 NHWC
+images, e.g. a ``--mode=sample`` output, or one image file); the task degrades
+them into its input (a hole, grey levels, a low-resolution copy, a coarse
+painting, noise), edits that, and writes
+
+- DIR/edits/<task>.png: rows input | result | reference, as the papers' figures;
+- DIR/edits/<task>.npz: ``input``, ``result``, ``reference`` (uint8 NHWC; the
+  super-resolution input is the low-resolution image) and, for inpainting,
+  ``mask`` (uint8, 1 = generated). ``interpolate`` has no input or
+  reference: ``result`` [rows, α, H, W, C] and ``alphas``.
+
+Editors run on the stored uint8 input, so the saved results keep Alg. 4's
+guarantees up to the last rounding: inpainting reproduces the kept pixels bit
+for bit; colourisation keeps the luminance and super-resolution the
+average-pooled image within half a grey level. A result outside [−1, 1] is
+pulled back along the generated components only (``shrink_into_range``), so
+clipping does not break those guarantees either.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from cm_jax import editing, generate, samplers, schedules
+from cm_jax import visualize
+from cm_jax.data.base import uint8_to_float
+from cm_jax.train import loop
+from cm_jax.train.objective import Diffusion, resolve
+from cm_jax.train.step import network
+
+MASKS = ("center", "left", "right", "strokes")
+POSTERIZE_LEVELS = 4  # grey/colour levels per channel of a stroke painting
+
+
+# ---------------------------------------------------------------- inputs ----
+
+
+def read_images(path, example_shape):
+  """uint8 [N, H, W, C] images from an .npz/.npy (a uint8 4-D array: ``x``,
+  ``images``, ``samples``, ``result`` or the only such array) or from one
+  image file (converted to C channels and resized to H×W)."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"edit.input {path!r} not found; pass an .npz of "
+                            "uint8 NHWC images or an image file.")
+  h, w, c = example_shape
+  if path.endswith((".npz", ".npy")):
+    images = _read_array(path, ("x", "images", "samples", "result", "x_train"),
+                         "edit.input")
+    if images.dtype != np.uint8 or images.ndim != 4:
+      raise ValueError(f"edit.input {path}: expected uint8 [N, H, W, C], got "
+                       f"{images.dtype} {list(images.shape)}.")
+    if images.shape[1:] != (h, w, c):
+      raise ValueError(f"edit.input {path}: images are {images.shape[1:]}, the "
+                       f"model takes {(h, w, c)}; resize them first.")
+    return images
+  image = Image.open(path).convert("L" if c == 1 else "RGB")
+  image = image.resize((w, h), Image.BILINEAR)
+  return np.asarray(image, np.uint8).reshape(1, h, w, c)
+
+
+def _read_array(path, keys, field):
+  if path.endswith(".npy"):
+    return np.load(path, allow_pickle=False)
+  with np.load(path, allow_pickle=False) as arrays:
+    for key in keys:
+      if key in arrays:
+        return arrays[key]
+    if len(arrays.files) == 1:
+      return arrays[arrays.files[0]]
+    raise ValueError(f"{field} {path} holds {', '.join(arrays.files)}; name "
+                     f"the array one of {', '.join(keys)}.")
+
+
+def load_references(edit_config, source):
+  """(uint8 images [N, H, W, C], labels [N] or None, from_file)."""
+  ec = edit_config
+  if ec.input:
+    return read_images(ec.input, source.example_shape)[:ec.num], None, True
+  if not 0 <= ec.start < source.num_examples:
+    raise ValueError(f"edit.start={ec.start} is outside the data's "
+                     f"{source.num_examples} examples.")
+  indices = np.arange(ec.start, min(ec.start + ec.num, source.num_examples))
+  batch = source.get(indices)
+  return visualize.to_uint8(batch["x"]), batch.get("y"), False
+
+
+# ----------------------------------------------------------------- masks ----
+
+
+def make_mask(spec, shape, seed=0):
+  """A 0/1 float32 mask of ``shape`` [N, H, W, C] (1 = generate): ``center``
+  (the middle half of each side), ``left`` / ``right`` (that half),
+  ``strokes`` (random thick lines, one set per image) or a file (.npy, .npz
+  key ``mask``, or an image; nonzero / bright = generate)."""
+  n, h, w, c = shape
+  rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+  boxes = {
+      "center": (rows >= h // 4) & (rows < h - h // 4) & (cols >= w // 4)
+                & (cols < w - w // 4),
+      "left": (cols < w // 2) & (rows >= 0),
+      "right": (cols >= w // 2) & (rows >= 0),
+  }
+  if spec in boxes:
+    mask = np.broadcast_to(boxes[spec][None, :, :, None], shape)
+  elif spec == "strokes":
+    rng = np.random.default_rng(seed)
+    mask = np.stack([_strokes(rng, h, w) for _ in range(n)])[..., None]
+    mask = np.broadcast_to(mask, shape)
+  elif os.path.isfile(spec):
+    mask = _read_mask(spec, shape)
+  else:
+    raise ValueError(f"Unknown edit.mask={spec!r}; valid: {', '.join(MASKS)} "
+                     "or the path of a mask file (.npy, .npz, image).")
+  return np.asarray(mask, np.float32)
+
+
+def _strokes(rng, h, w, num=3):
+  """``num`` random line segments, about h/6 thick, as a boolean [H, W]."""
+  canvas = np.zeros((h, w), bool)
+  radius = max(1, h // 12)
+  for _ in range(num):
+    (r0, c0), (r1, c1) = rng.uniform(0, [h, w], (2, 2))
+    for s in np.linspace(0, 1, 4 * max(h, w)):
+      r, c = int(r0 + s * (r1 - r0)), int(c0 + s * (c1 - c0))
+      canvas[max(0, r - radius):r + radius, max(0, c - radius):c + radius] = True
+  return canvas
+
+
+def _read_mask(path, shape):
+  n, h, w, c = shape
+  if path.endswith((".npy", ".npz")):
+    mask = _read_array(path, ("mask",), "edit.mask") != 0
+  else:
+    image = Image.open(path).convert("L").resize((w, h), Image.NEAREST)
+    mask = np.asarray(image) > 127
+  if mask.ndim == 2:
+    mask = mask[..., None]
+  if mask.ndim == 3:
+    mask = mask[None]
+  try:
+    return np.broadcast_to(mask, shape)
+  except ValueError:
+    raise ValueError(f"edit.mask {path}: shape {list(mask.shape)} does not fit "
+                     f"the images {list(shape)}; use [H, W], [H, W, C] or "
+                     "[N, H, W, C].") from None
+
+
+# ---------------------------------------------------------------- ranges ----
+
+
+def shrink_into_range(x, anchor, axis):
+  """anchor + s·(x − anchor), with the largest s ∈ [0, 1] per group (the
+  values reduced over ``axis``) that keeps every value in [−1, 1].
+
+  Pulling towards the anchor moves only the generated components when the
+  anchor carries the known ones (a pixel's grey of equal luminance, a patch's
+  mean), so clipping to the image range keeps what Alg. 4 kept.
+  """
+  anchor = np.clip(np.broadcast_to(anchor, x.shape), -1.0, 1.0)
+  d = x - anchor
+  with np.errstate(divide="ignore", invalid="ignore"):
+    room = np.where(d > 0, (1.0 - anchor) / d,
+                    np.where(d < 0, (-1.0 - anchor) / d, np.inf))
+  s = np.clip(np.min(room, axis=axis, keepdims=True), 0.0, 1.0)
+  shrunk = np.clip(anchor + s * d, -1.0, 1.0)
+  return np.where(s < 1.0, shrunk, x).astype(x.dtype)  # in range: x as is
+
+
+def _keep_luminance_in_range(x):
+  grey = np.asarray(editing.luminance(x))[..., None] / editing.LUMA.sum()
+  return shrink_into_range(x, grey, axis=-1)
+
+
+def _keep_patch_means_in_range(x, factor):
+  n, h, w, c = x.shape
+  patches = x.reshape(n, h // factor, factor, w // factor, factor, c)
+  means = patches.mean(axis=(2, 4), keepdims=True)
+  return shrink_into_range(patches, means, axis=(2, 4)).reshape(x.shape)
+
+
+# ----------------------------------------------------------------- tasks ----
+# Each task: (run, key, reference uint8, edit config, ts, from_file) →
+# {"input", "result", …} (uint8); run(editor, key, *arrays) evaluates
+# editor(f, key, *arrays) jitted, f the consistency function.
+
+
+def _inpaint(run, key, reference, ec, ts, from_file):
+  del from_file
+  mask = make_mask(ec.mask, reference.shape, ec.seed)
+  y = visualize.to_uint8(uint8_to_float(reference) * (1.0 - mask))  # grey hole
+  x = run(lambda f, k, y, m: editing.inpaint(f, k, y, m, ts), key,
+          uint8_to_float(y), mask)
+  return {"input": y, "result": visualize.to_uint8(np.clip(x, -1, 1)),
+          "mask": mask.astype(np.uint8)}
+
+
+def _colorize(run, key, reference, ec, ts, from_file):
+  del ec, from_file
+  if reference.shape[-1] != 3:
+    raise ValueError("edit.task=colorize needs RGB images; this data has "
+                     f"{reference.shape[-1]} channel(s).")
+  grey = editing.luminance(uint8_to_float(reference))[..., None]
+  y = visualize.to_uint8(np.repeat(grey, 3, axis=-1))
+  x = run(lambda f, k, y: editing.colorize(f, k, y, ts), key, uint8_to_float(y))
+  return {"input": y, "result": visualize.to_uint8(_keep_luminance_in_range(x))}
+
+
+def _superres(run, key, reference, ec, ts, from_file):
+  del from_file
+  factor = ec.factor
+  if reference.shape[1] % factor or reference.shape[2] % factor:
+    raise ValueError(f"edit.factor={factor} must divide the image size "
+                     f"{reference.shape[1:3]}.")
+  y_low = visualize.to_uint8(
+      editing.average_pool(uint8_to_float(reference), factor))
+  x = run(lambda f, k, y: editing.super_resolve(f, k, y, factor, ts), key,
+          uint8_to_float(y_low))
+  return {"input": y_low,
+          "result": visualize.to_uint8(_keep_patch_means_in_range(x, factor))}
+
+
+def stroke_painting(images, factor):
+  """A coarse 'painting' of uint8 images: factor×factor blocks of their mean,
+  posterised to ``POSTERIZE_LEVELS`` levels per channel."""
+  low = np.asarray(editing.average_pool(uint8_to_float(images), factor))
+  steps = POSTERIZE_LEVELS - 1
+  low = np.round((low + 1.0) / 2.0 * steps) / steps * 2.0 - 1.0
+  return visualize.to_uint8(low.repeat(factor, axis=1).repeat(factor, axis=2))
+
+
+def _stroke(run, key, reference, ec, ts, from_file):
+  # A user's file is the painting itself; data images are painted coarsely.
+  y = reference if from_file else stroke_painting(reference, ec.factor)
+  x = run(lambda f, k, y: editing.stroke_edit(f, k, y, ts), key,
+          uint8_to_float(y))
+  return {"input": y, "result": visualize.to_uint8(np.clip(x, -1, 1))}
+
+
+def _denoise(run, key, reference, ec, ts, from_file):
+  del ts
+  # A user's file is the noisy image (of std edit.sigma); data images get noise.
+  noisy = uint8_to_float(reference)
+  if not from_file:
+    noise_key, key = jax.random.split(key)
+    noisy = noisy + ec.sigma * np.asarray(
+        jax.random.normal(noise_key, noisy.shape))
+  x = run(lambda f, k, y: editing.denoise(f, k, y, ec.sigma), key, noisy)
+  return {"input": visualize.to_uint8(noisy),  # clipped for display
+          "result": visualize.to_uint8(np.clip(x, -1, 1))}
+
+
+TASKS = {"inpaint": _inpaint, "colorize": _colorize, "superres": _superres,
+         "stroke": _stroke, "denoise": _denoise, "interpolate": None}
+
+
+def edit_times(edit_config, diffusion, task):
+  """Alg. 4's t_1 > … > t_N: ``edit.ts``, or T (stroke: ``edit.stroke_t``)
+  then the interior of an EDM grid of ``edit.steps`` + 1 points down to ε."""
+  ec = edit_config
+  if ec.ts:
+    return generate.check_times(ec.ts, diffusion, "edit.ts")
+  if ec.steps < 1:
+    raise ValueError(f"edit.steps must be ≥ 1, got {ec.steps}.")
+  t_1 = ec.stroke_t if task == "stroke" else diffusion.sigma_max
+  generate.check_times((t_1,), diffusion, "edit.stroke_t")
+  grid = schedules.karras_sigmas(ec.steps + 1, diffusion.sigma_min, t_1,
+                                 diffusion.rho)
+  return tuple(float(t) for t in np.asarray(grid)[1:][::-1])
+
+
+def make_runner(model, params, diffusion, labels):
+  """run(editor, key, *arrays) = editor(f, key, *arrays), jitted, with f the
+  consistency function of ``params`` (class-conditional on ``labels``)."""
+  def run(editor, key, *arrays):
+    def apply(params, key, labels, *arrays):
+      f = diffusion.consistency_fn(network(model, params, labels))
+      return editor(f, key, *arrays)
+    return np.asarray(jax.jit(apply)(params, key, labels, *arrays))
+  return run
+
+
+def interpolation_grid(model, params, diffusion, key, num, alphas,
+                       example_shape, labels=None):
+  """CM Fig. 6: ``num`` rows, each one-step samples along the slerp between
+  two noises at ``alphas`` → [num, A, H, W, C] (model space)."""
+  alphas = jnp.asarray(alphas, jnp.float32)
+
+  @jax.jit
+  def row(params, z, label):
+    row_labels = None if label is None else jnp.full(alphas.shape, label)
+    f = diffusion.consistency_fn(network(model, params, row_labels))
+    return samplers.interpolate(f, z[0], z[1], alphas, t_max=diffusion.sigma_max)
+
+  z = jax.random.normal(key, (num, 2, *example_shape))
+  return np.stack([np.asarray(row(params, z[i], None if labels is None
+                                  else labels[i])) for i in range(num)])
+
+
+def _labels(model, config, data_labels, num):
+  """``sample.labels`` if set, else the data's labels, else every class."""
+  num_classes = getattr(model, "num_classes", 0)
+  if num_classes and data_labels is not None and not config.sample.labels:
+    return jnp.asarray(data_labels, jnp.int32)
+  return generate.class_labels(num_classes, config.sample.labels, 0, num)
+
+
+def save_edit(outputs, reference, prefix):
+  """Writes prefix.npz (uint8 arrays) and prefix.png (input | result |
+  reference rows)."""
+  os.makedirs(os.path.dirname(prefix), exist_ok=True)
+  np.savez(prefix + ".npz", reference=reference, **outputs)
+  h = reference.shape[1]
+  shown = outputs["input"]
+  if shown.shape[1] != h:  # super-resolution input: low resolution, enlarged
+    up = h // shown.shape[1]
+    shown = shown.repeat(up, axis=1).repeat(up, axis=2)
+  visualize.save_panels([("input", shown), ("result", outputs["result"]),
+                         ("reference", reference)], prefix + ".png",
+                        scale=max(1, 64 // h))
+
+
+def edit(config, workdir, mesh=None):
+  """--mode=edit: ``edit.task`` with the EMA parameters of the workdir's
+  latest checkpoint. Returns the path prefix of the written .npz/.png."""
+  ec = config.edit
+  task_fn = resolve(TASKS, ec.task, "edit.task")
+  if config.method == "edm":
+    raise ValueError("--mode=edit needs a consistency model (method=ct or "
+                     "cd), not an EDM teacher.")
+  exp, ema, meta = loop.restore_ema(config, workdir, mesh)
+  if not exp.source.is_image:
+    raise ValueError("--mode=edit needs image data; data.source="
+                     f"{config.data.source!r} gives 2-D points.")
+  diffusion = Diffusion(**config.diffusion)
+  key = jax.random.key(ec.seed)
+  prefix = os.path.join(workdir, "edits", ec.task)
+  os.makedirs(os.path.dirname(prefix), exist_ok=True)
+  if ec.task == "interpolate":
+    alphas = np.linspace(0.0, 1.0, ec.num_alphas)
+    grid = interpolation_grid(
+        exp.model, ema, diffusion, key, ec.num, alphas,
+        exp.source.example_shape, _labels(exp.model, config, None, ec.num))
+    result = visualize.to_uint8(grid)
+    np.savez(prefix + ".npz", result=result, alphas=alphas.astype(np.float32))
+    visualize.save_image_grid(result.reshape(-1, *result.shape[2:]),
+                              prefix + ".png", ncol=ec.num_alphas,
+                              scale=max(1, 64 // result.shape[2]))
+  else:
+    reference, data_labels, from_file = load_references(ec, exp.source)
+    labels = _labels(exp.model, config, data_labels, len(reference))
+    run = make_runner(exp.model, ema, diffusion, labels)
+    ts = edit_times(ec, diffusion, ec.task)
+    save_edit(task_fn(run, key, reference, ec, ts, from_file), reference,
+              prefix)
+  logging.info("Wrote %s.png and .npz (%s, checkpoint step %d).", prefix,
+               ec.task, meta["step"])
+  return prefix

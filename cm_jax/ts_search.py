@@ -1,0 +1,190 @@
+"""The best intermediate time τ of 2-step sampling (CM §6, Alg. 1 with N = 2).
+
+As in the CM code (``scripts/ternary_search.py``), τ is searched among the
+points of an EDM grid of ``search.steps`` times, T = t_0 > … > t_{S−1} = ε, by
+a ternary search over the index, minimising a metric of the samples (FID for
+images there). Every τ is sampled from the same noise (common random numbers),
+so the metric is a smooth function of τ rather than a noisy one.
+
+The search takes any callable; ``METRICS`` names the ones ``--mode=search``
+knows: ``fid`` (images, through ``cm_jax.evaluation.fid``) and ``frechet``
+(the Fréchet distance between Gaussians fitted to the raw values: 2-D points
+or flattened pixels; cheap, and exact to test on Gaussian data).
+"""
+
+import dataclasses
+import json
+import os
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from cm_jax import generate, samplers, schedules, visualize
+from cm_jax.evaluation import fid
+from cm_jax.train import loop
+from cm_jax.train.objective import Diffusion, resolve
+from cm_jax.train.step import network
+
+
+def ternary_search(objective: Callable[[int], float], lo: int, hi: int):
+  """Minimises ``objective`` over the integers lo … hi, assumed unimodal.
+
+  Each index is evaluated at most once. Returns (best index, {index: value})
+  with every evaluated index; best is the smallest value seen.
+  """
+  if lo > hi:
+    raise ValueError(f"Empty search range [{lo}, {hi}].")
+  values = {}
+
+  def value(i):
+    if i not in values:
+      values[i] = float(objective(i))
+    return values[i]
+
+  while hi - lo >= 3:
+    m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+    if value(m1) < value(m2):
+      hi = m2  # a unimodal minimum is not right of m2
+    else:
+      lo = m1  # … nor left of m1
+  for i in range(lo, hi + 1):
+    value(i)
+  return min(values, key=values.get), values
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+  """The outcome of ``search_two_step``."""
+
+  best_t: float  # τ* = grid[best_index]
+  best_index: int
+  rows: tuple  # (index, τ, metric) of every evaluated τ, by descending τ
+  one_step: float | None = None  # the metric of 1-step samples, for reference
+
+  def table(self, metric_name="metric"):
+    """The evaluations as a Markdown table, the best row marked."""
+    lines = [f"| grid index | τ | {metric_name} |", "|---|---|---|"]
+    for i, t, v in self.rows:
+      mark = " ← best" if i == self.best_index else ""
+      lines.append(f"| {i} | {t:.4g} | {v:.4g}{mark} |")
+    if self.one_step is not None:
+      lines.append(f"| 1 step | – | {self.one_step:.4g} |")
+    return "\n".join(lines)
+
+
+def search_two_step(sample: Callable, metric: Callable, grid, *, lo=1,
+                    hi=None, one_step: Callable | None = None):
+  """Ternary search of the 2-step intermediate time over ``grid``.
+
+  Args:
+    sample: τ (float) → samples; 2-step samples from the same noise each call.
+    metric: samples → float, lower is better (e.g. FID against data).
+    grid: descending candidate times (an EDM grid from T to ε).
+    lo, hi: the index range searched; default the interior 1 … len − 2 (τ = T
+      or ε gives 1-step samples again, in distribution).
+    one_step: optional () → 1-step samples, evaluated once for the table.
+  """
+  grid = np.asarray(grid, np.float64)
+  hi = len(grid) - 2 if hi is None else hi
+  best, values = ternary_search(lambda i: metric(sample(float(grid[i]))), lo,
+                                hi)
+  rows = tuple((i, float(grid[i]), values[i]) for i in sorted(values))
+  return SearchResult(best_t=float(grid[best]), best_index=best, rows=rows,
+                      one_step=None if one_step is None else metric(one_step()))
+
+
+def gaussian_stats(x):
+  """(μ, Σ) of the rows of ``x`` flattened to [N, D], in float64."""
+  x = np.asarray(x, np.float64).reshape(len(x), -1)
+  return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def _frechet(reference):
+  reference_stats = gaussian_stats(reference)
+  return lambda samples: fid.fid_from_stats(gaussian_stats(samples),
+                                            reference_stats)
+
+
+def _fid(reference):
+  reference_stats = fid.feature_stats(visualize.to_uint8(reference))
+  return lambda samples: fid.fid_from_stats(
+      fid.feature_stats(visualize.to_uint8(samples)), reference_stats)
+
+
+# name → (reference data in model space → (samples → float)).
+METRICS = {"frechet": _frechet, "fid": _fid}
+
+
+def make_metric(name, reference, is_image):
+  """The metric named by ``search.metric`` against ``reference`` data;
+  ``auto`` is FID for images and the Fréchet distance for 2-D points."""
+  if name == "auto":
+    name = "fid" if is_image else "frechet"
+  if name == "fid" and not is_image:
+    raise ValueError("search.metric=fid needs images; set "
+                     "--config.search.metric=frechet for 2-D data.")
+  return name, resolve(METRICS, name, "search.metric")(reference)
+
+
+def make_two_step_sampler(model, diffusion, batch_shape):
+  """jit-compiled (params, key, ts [S−1], labels) → samples: CM Alg. 1 with
+  the intermediate times as an input, so every τ shares one compilation."""
+  def run(params, key, ts, labels):
+    f = diffusion.consistency_fn(network(model, params, labels))
+    return samplers.multistep(f, key, batch_shape, ts,
+                              t_max=diffusion.sigma_max, eps=diffusion.sigma_min)
+  return jax.jit(run)
+
+
+def search(config, workdir, mesh=None):
+  """--mode=search: the 2-step τ of the workdir's latest EMA parameters.
+
+  Writes DIR/search/two_step_<step>.md (the table) and .json.
+  """
+  if config.method == "edm":
+    raise ValueError("--mode=search needs a consistency model (method=ct or "
+                     "cd); an EDM teacher samples with its ODE solver.")
+  exp, ema, meta = loop.restore_ema(config, workdir, mesh)
+  sc = config.search
+  diffusion = Diffusion(**config.diffusion)
+  num = min(sc.num, exp.source.num_examples)
+  reference = exp.source.get(np.arange(num))["x"]
+  metric_name, metric = make_metric(sc.metric, reference, exp.source.is_image)
+  batch = min(config.sample.batch_size, num)
+  sampler = make_two_step_sampler(exp.model, diffusion,
+                                  (batch, *exp.source.example_shape))
+  num_classes = getattr(exp.model, "num_classes", 0)
+  key = jax.random.key(sc.seed)
+
+  def sample(ts):
+    out = []
+    for i in range(-(-num // batch)):
+      labels = generate.class_labels(num_classes, config.sample.labels,
+                                     i * batch, batch)
+      out.append(np.asarray(sampler(ema, jax.random.fold_in(key, i),
+                                    jnp.asarray(ts, jnp.float32), labels)))
+    return np.concatenate(out)[:num]
+
+  grid = np.asarray(schedules.karras_sigmas(
+      sc.steps, diffusion.sigma_min, diffusion.sigma_max, diffusion.rho))[::-1]
+  result = search_two_step(lambda t: sample([t]), metric, grid,
+                           one_step=lambda: sample([]))
+  table = result.table(metric_name)
+  prefix = os.path.join(workdir, "search", f"two_step_{meta['step']}")
+  os.makedirs(os.path.dirname(prefix), exist_ok=True)
+  with open(prefix + ".md", "w") as f:
+    f.write(f"2-step τ search, step {meta['step']}, {num} samples, "
+            f"{metric_name}; best τ = {result.best_t:.4g}\n\n{table}\n")
+  with open(prefix + ".json", "w") as f:
+    json.dump({"step": meta["step"], "metric": metric_name, "num": num,
+               "best_t": result.best_t, "best_index": result.best_index,
+               "one_step": result.one_step,
+               "rows": [{"index": i, "t": t, "value": v}
+                        for i, t, v in result.rows]}, f, indent=1)
+  logging.info("2-step τ search (%s, %d samples):\n%s\nBest τ = %.4g; use "
+               "--config.sample.ts=%.4g. Wrote %s.md and .json.", metric_name,
+               num, table, result.best_t, result.best_t, prefix)
+  return result
