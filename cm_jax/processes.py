@@ -94,9 +94,9 @@ class VP:
   """
 
   num_timesteps: int = 1000
-  beta_schedule: str = "linear"
-  beta_start: float = 1e-4
-  beta_end: float = 0.02
+  beta_schedule: str = "scaled_linear"  # Stable Diffusion's, as LCM
+  beta_start: float = 0.00085
+  beta_end: float = 0.012
   sigma_data: float = schedules.SIGMA_DATA
   timestep_scaling: float = 10.0
 

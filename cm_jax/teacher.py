@@ -14,6 +14,7 @@ import os
 
 import jax
 import ml_collections
+from flax import traverse_util
 
 from cm_jax import checkpoint, nn, sharding
 from cm_jax.train.state import dummy_inputs
@@ -77,8 +78,11 @@ def _check_same_process(saved_config, config, workdir):
 
 
 def check_student_matches(teacher_meta, config):
-  """The student can start from the teacher's weights only with its network."""
+  """The student can start from the teacher's weights only with its network
+  (LCD: up to LCM's added w input, which starts as a no-op)."""
   diff = checkpoint.config_differences(teacher_meta["config"], config, "model")
+  if config.method == "lcd":
+    diff = [d for d in diff if not d.startswith("model.w_embedding:")]
   if diff:
     raise ValueError(
         "teacher.init_student=True needs the teacher's network, but the "
@@ -86,7 +90,21 @@ def check_student_matches(teacher_meta, config):
         "teacher or set --config.teacher.init_student=False.")
 
 
-def student_init(config, teacher_params, teacher_meta):
+def merge_params(student, teacher):
+  """The student's parameter tree with every leaf the teacher also has taken
+  from the teacher. LCM: the student is the teacher plus a zero-initialised
+  w projection, so at the start it *is* the teacher at every w."""
+  flat_student = traverse_util.flatten_dict(student)
+  flat_teacher = traverse_util.flatten_dict(teacher)
+  missing = sorted("/".join(k) for k in set(flat_teacher) - set(flat_student))
+  if missing:
+    raise ValueError(f"The student lacks teacher parameters {missing[:3]}; "
+                     "match config.model to the teacher.")
+  merged = {k: flat_teacher.get(k, v) for k, v in flat_student.items()}
+  return traverse_util.unflatten_dict(merged)
+
+
+def student_init(config, student_params, teacher_params, teacher_meta):
   """The parameters a fresh student starts from, or None (random init): CD
   and LCD with ``teacher.init_student`` start from φ (CM, LCM); LCF always
   starts from the trained LCM (LCM Alg. 4)."""
@@ -94,5 +112,5 @@ def student_init(config, teacher_params, teacher_meta):
     return None
   if config.method == "lcf" or config.teacher.init_student:
     check_student_matches(teacher_meta, config)
-    return teacher_params
+    return merge_params(student_params, teacher_params)
   return None

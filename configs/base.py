@@ -45,9 +45,10 @@ def get_base_config():
   c.process = "ve"
   c.vp = ml_collections.ConfigDict()
   c.vp.num_timesteps = 1000  # T: DDPM steps t ∈ {0, …, T − 1}.
-  c.vp.beta_schedule = "linear"  # linear (DDPM) | scaled_linear (SD, LCM).
-  c.vp.beta_start = 1e-4  # β_0 (SD: 0.00085).
-  c.vp.beta_end = 0.02  # β_{T−1} (SD: 0.012).
+  c.vp.beta_schedule = "scaled_linear"  # scaled_linear (SD, LCM) | linear (DDPM).
+  c.vp.beta_start = 0.00085  # β_0 (SD's, which LCM distils; DDPM: 1e-4).
+  c.vp.beta_end = 0.012  # β_{T−1} (SD; DDPM: 0.02, whose α(T−1) = 0.006 makes
+                         # x̂0 = (z − σε̂)/α 160× as sensitive to ε̂).
   c.vp.timestep_scaling = 10.0  # s in LCM's c_skip(s·t), c_out(s·t) (paper: 1).
 
   c.lcm = ml_collections.ConfigDict()

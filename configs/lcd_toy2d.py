@@ -20,7 +20,7 @@ def get_config():
   c.method = "lcd"
   c.teacher.workdir = "runs/edm_toy2d_cond"
   c.teacher.solver = "ddim"  # LCM: Ψ = DDIM
-  c.teacher.init_student = False  # the student has a w input the teacher lacks
+  c.teacher.init_student = True  # LCM: θ ← φ, plus the zero-initialised w input
   c.model.w_embedding = True  # LCM: w as an input (Fourier/sinusoidal, zero-init)
   c.curriculum.name = "fixed"
   c.curriculum.num_scales = 1000  # N: every DDPM step

@@ -95,8 +95,8 @@ def train(config, workdir, mesh=None):
     teacher_model, teacher_params, teacher_meta = teacher.load_teacher(
         config, exp.mesh, exp.source.example_shape)
   state, meta = exp.restore(exp.new_state(), manager=manager)
-  start = None if meta else teacher.student_init(config, teacher_params,
-                                                 teacher_meta)
+  start = None if meta else teacher.student_init(
+      config, state.online, teacher_params, teacher_meta)
   if start is not None:
     # CM / LCM: the student starts from the teacher's (or LCM's) weights.
     copy = lambda: jax.tree.map(jnp.copy, start)  # own buffers: donated
