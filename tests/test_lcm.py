@@ -224,3 +224,22 @@ def test_lcm_objectives_check_their_config():
   c.method = "cd"
   with pytest.raises(ValueError, match="process=ve"):
     objective_lib.make_objective(c, (2,))
+
+
+def test_lcm_configs_build():
+  from cm_jax import nn
+  from cm_jax.train.state import dummy_inputs
+  from configs import edm_cifar10, lcd_cifar10, lcf_toy2d
+  for c, shape in ((lcd_cifar10.get_config(), (32, 32, 3)),
+                   (lcd_cifar10.get_config("smoke"), (32, 32, 3)),
+                   (lcf_toy2d.get_config(), (2,)),
+                   (edm_cifar10.get_config("cond"), (32, 32, 3))):
+    obj = objective_lib.make_objective(c, shape)
+    assert isinstance(obj.diffusion, processes.VP)
+    model = nn.get_model(c.model)
+    params = jax.eval_shape(model.init, jax.random.key(0),
+                            *dummy_inputs(model, shape))["params"]
+    assert ("w_proj" in params["embed"]) == (c.method != "edm")
+  c = lcd_cifar10.get_config()
+  assert (c.lcm.skip, c.lcm.w_min, c.lcm.w_max, c.target.mu) == (20, 2.0, 14.0, 0.95)
+  assert (c.curriculum.num_scales, c.teacher.solver) == (1000, "ddim")
