@@ -1,13 +1,15 @@
-"""Sampling from a trained consistency model: one step or CM Alg. 1."""
+"""Sampling from a trained consistency model (one step, CM Alg. 1, LCM Alg. 3)
+or from a diffusion teacher (EDM's Heun or DDIM), with class labels and
+classifier-free guidance."""
 
+import functools
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax import samplers, schedules, visualize
-from cm_jax.train.objective import Diffusion
+from cm_jax import processes, samplers, schedules, solvers, visualize
 from cm_jax.train.step import network
 from cm_jax.train.writer import ProgressBar
 
@@ -16,15 +18,25 @@ def sample_times(sample_config, steps, diffusion):
   """The descending intermediate times τ_1 > … > τ_{S−1} for S ``steps``.
 
   ``sample.ts`` gives them (e.g. iCT's (0.821,) for 2 steps); when it is
-  empty, S − 1 interior points of an (S + 1)-point EDM grid are used.
+  empty, S − 1 interior points of an (S + 1)-point EDM grid are used, or for
+  the VP process S − 1 evenly spaced DDPM steps (LCM's 4 steps: 999, 749,
+  500, 250).
   """
   if steps < 1:
     raise ValueError(f"sample.steps must be ≥ 1, got {steps}.")
   ts = tuple(sample_config.ts)
+  is_vp = isinstance(diffusion, processes.VP)
   if not ts:
-    grid = schedules.karras_sigmas(steps + 1, diffusion.sigma_min,
-                                   diffusion.sigma_max, diffusion.rho)
-    ts = tuple(float(t) for t in np.asarray(grid)[1:-1][::-1])
+    if is_vp:
+      grid = np.round(np.linspace(0.0, diffusion.t_max, steps + 1))
+    else:
+      grid = np.asarray(schedules.karras_sigmas(
+          steps + 1, diffusion.sigma_min, diffusion.sigma_max, diffusion.rho))
+    ts = tuple(float(t) for t in grid[1:-1][::-1])
+  if is_vp and any(t != round(t) or not 0 <= t <= diffusion.t_max for t in ts):
+    raise ValueError(f"process=vp samples at DDPM steps in [0, "
+                     f"{diffusion.t_max:.0f}], got sample.ts={ts}; set "
+                     "--config.sample.ts=() for evenly spaced steps.")
   if len(ts) < steps - 1:
     raise ValueError(f"sample.steps={steps} needs {steps - 1} times in "
                      f"sample.ts, got {ts}; set --config.sample.ts=...")
@@ -46,24 +58,32 @@ def check_times(ts, diffusion, field):
 def class_labels(num_classes, requested, start, num):
   """Labels of samples start … start + num − 1 for a class-conditional model
   (``num_classes`` > 0): ``requested`` (e.g. ``sample.labels``) cycled, or all
-  classes 0, 1, … cycled when it is empty. None for an unconditional model."""
+  classes 0, 1, … cycled when it is empty; label ``num_classes`` is the null
+  class (unconditional samples of a CFG model). None for an unconditional
+  model."""
   if not num_classes:
     return None
   requested = tuple(int(y) for y in requested) or tuple(range(num_classes))
-  if any(not 0 <= y < num_classes for y in requested):
-    raise ValueError(f"Labels {requested} must lie in [0, {num_classes}); set "
+  if any(not 0 <= y <= num_classes for y in requested):
+    raise ValueError(f"Labels {requested} must lie in [0, {num_classes}] "
+                     f"({num_classes}: the null class of CFG); set "
                      "--config.sample.labels=... (empty = every class).")
   return jnp.asarray(np.resize(np.roll(requested, -start), num), jnp.int32)
 
 
 def make_sampler(model, diffusion, batch_shape, ts):
-  """jit-compiled (params, key, labels) → samples [batch_shape]: a consistency
-  model in one step from T = σ_max (``ts`` empty) or CM Alg. 1 through ``ts``.
-  ``diffusion`` is a ``train.objective.Diffusion``."""
-  t_max = diffusion.sigma_max
+  """jit-compiled (params, key, labels, w=None) → samples [batch_shape]: a
+  consistency model in one step from T (``ts`` empty) or CM Alg. 1 through
+  ``ts`` (LCM Alg. 3 for the VP process). ``diffusion`` is a noise process
+  (``cm_jax.processes``); ``w`` [B] is the guidance-scale input of an LCM."""
+  t_max = diffusion.t_max
 
-  def run(params, key, labels):
-    f = diffusion.consistency_fn(network(model, params, labels))
+  def run(params, key, labels, w=None):
+    net = functools.partial(network(model, params, labels), cond=w)
+    f = diffusion.consistency_fn(net)
+    if isinstance(diffusion, processes.VP):
+      return samplers.process_multistep(f, key, batch_shape, jnp.asarray(ts),
+                                        process=diffusion)
     if not ts:
       return samplers.onestep(f, key, batch_shape, t_max=t_max)
     return samplers.multistep(f, key, batch_shape, jnp.asarray(ts), t_max=t_max,
@@ -73,29 +93,53 @@ def make_sampler(model, diffusion, batch_shape, ts):
 
 
 def make_ode_sampler(model, diffusion, batch_shape, num_steps, solver):
-  """jit-compiled (params, key, labels) → samples of the EDM teacher: its
-  deterministic sampler over a ``num_steps``-point grid (EDM Alg. 1)."""
-  sigmas = schedules.karras_sigmas(num_steps, diffusion.sigma_min,
-                                   diffusion.sigma_max, diffusion.rho)[::-1]
+  """jit-compiled (params, key, labels, w=None) → samples of the diffusion
+  teacher: EDM's deterministic sampler over a ``num_steps``-point grid (EDM
+  Alg. 1), or DDIM over ``num_steps`` DDPM steps for the VP process. With
+  ``w`` [B], classifier-free guidance D̃ = (1 + w)·D(·, c) − w·D(·, ∅)."""
+  sigmas = diffusion.grid(num_steps)[::-1]
 
-  def run(params, key, labels):
+  def run(params, key, labels, w=None):
     denoiser = diffusion.denoiser(network(model, params, labels))
+    if w is not None:
+      denoiser = solvers.guided_denoiser(
+          denoiser, diffusion.denoiser(network(model, params, None)), w)
+    if isinstance(diffusion, processes.VP):
+      return samplers.ddim_sample(denoiser, key, batch_shape, sigmas,
+                                  process=diffusion)
     return samplers.ode_sample(denoiser, key, batch_shape, sigmas, solver=solver)
 
   return jax.jit(run)
+
+
+def _guidance(config, model, batch):
+  """The w [batch] of CFG (diffusion teachers) or of an LCM's w input; None
+  when there is none to apply."""
+  w = float(config.sample.get("guidance", 0.0))
+  if getattr(model, "w_embedding", False):
+    return jnp.full((batch,), w, jnp.float32)
+  if w == 0.0:
+    return None
+  if config.method != "edm" or not getattr(model, "num_classes", 0):
+    raise ValueError(f"sample.guidance={w} needs a class-conditional diffusion "
+                     "teacher (method=edm, model.num_classes > 0) or an LCM "
+                     "with model.w_embedding=True; set "
+                     "--config.sample.guidance=0.")
+  return jnp.full((batch,), w, jnp.float32)
 
 
 def generate(model, params, config, example_shape, num, steps, key,
              progress=False):
   """``num`` samples (float, model space) in batches of ``sample.batch_size``.
 
-  Consistency models use ``steps`` (1 or CM Alg. 1); an EDM teacher
-  (method=edm) uses its ODE sampler with ``sample.ode_steps``. ``progress``
-  logs a progress bar (long runs, e.g. 50k samples for FID).
+  Consistency models use ``steps`` (1 or CM Alg. 1); a diffusion teacher
+  (method=edm) uses its ODE sampler with ``sample.ode_steps``. Labels follow
+  ``sample.labels``; ``sample.guidance`` is w (CFG for a teacher, the w input
+  of an LCM). ``progress`` logs a progress bar (e.g. 50k samples for FID).
   """
   batch = min(config.sample.batch_size, num)
   shape = (batch, *example_shape)
-  diffusion = Diffusion(**config.diffusion)
+  diffusion = processes.make_process(config)
   if config.method == "edm":
     sampler = make_ode_sampler(model, diffusion, shape, config.sample.ode_steps,
                                config.sample.ode_solver)
@@ -103,12 +147,14 @@ def generate(model, params, config, example_shape, num, steps, key,
     ts = sample_times(config.sample, steps, diffusion)
     sampler = make_sampler(model, diffusion, shape, ts)
   num_classes = getattr(model, "num_classes", 0)
+  w = _guidance(config, model, batch)
   bar = ProgressBar(num, "Sampling", unit="samples") if progress else None
   out = []
   for i in range(-(-num // batch)):
     labels = class_labels(num_classes, config.sample.get("labels", ()),
                           i * batch, batch)
-    out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels)))
+    out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels,
+                                  w)))
     if bar:
       bar.update(min((i + 1) * batch, num))
   return np.concatenate(out)[:num]

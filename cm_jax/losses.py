@@ -12,12 +12,13 @@ A ``metric`` is any (x, y) → [B]; a ``weighting`` any (σ_i, σ_{i+1}) → λ 
 (``cm_jax.schedules``: ``uniform_weight``, ``ict_weight``).
 """
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
-from cm_jax import schedules
+from cm_jax import processes, schedules, solvers
 from cm_jax.parametrization import expand_to
 from cm_jax.solvers import get_solver
 
@@ -122,6 +123,70 @@ def denoising_score_matching_loss(denoiser, x0, key, *, p_mean=-1.2, p_std=1.2,
   weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
   noisy = x0 + expand_to(sigma, x0) * jax.random.normal(noise_key, x0.shape)
   return weight * l2(denoiser(noisy, sigma), x0)
+
+
+def _skip_pair(key, x0, ts, skip, num_scales):
+  """n ~ U⟦0, N − 1 − k⟧ (LCM Alg. 1, 0-based), the times (t_n, t_{n+k}),
+  and a noise z ~ N(0, I)."""
+  index_key, noise_key = jax.random.split(key)
+  num_scales = len(ts) if num_scales is None else num_scales
+  n = sample_index(index_key, x0.shape[0], ts, num_scales=num_scales - skip + 1)
+  z = jax.random.normal(noise_key, x0.shape)
+  return ts[n], ts[n + skip], z
+
+
+def latent_consistency_distillation_loss(
+    online, target, teacher, x0, key, *, ts, skip=1, process=None,
+    solver="ddim", metric=l2, weighting=schedules.uniform_weight,
+    num_scales=None):
+  """LCM Alg. 1, the per-example LCD loss with skipping-step k = ``skip``.
+
+  z_{t_{n+k}} = α(t_{n+k})·x0 + σ(t_{n+k})·z; ẑ_{t_n} = one ``solver`` step
+  (Ψ, DDIM by default) of ``teacher`` from t_{n+k} to t_n; loss =
+  λ(t_n, t_{n+k})·d(f_θ(z_{t_{n+k}}, t_{n+k}), f_θ⁻(ẑ_{t_n}, t_n)).
+
+  ``online``, ``target`` and ``teacher`` already carry the condition c and
+  the guidance scale w: for the CFG-augmented ODE (LCM eq. 10) the teacher
+  is ``solvers.guided_denoiser``. ``ts`` is the ascending N-point grid of
+  ``process`` (EDM's VE by default); with k = 1, VE and ``solver=heun`` this
+  is ``consistency_distillation_loss`` draw for draw.
+  """
+  process = processes.VE() if process is None else process
+  step = get_solver(solver)
+  if step is solvers.ddim_step:
+    step = functools.partial(step, process=process)
+  t_cur, t_next, z = _skip_pair(key, x0, ts, skip, num_scales)
+  x_next = process.noise(x0, z, t_next)
+  x_cur = jax.lax.stop_gradient(step(teacher, x_next, t_next, t_cur))
+  return _consistency_pair_loss(online, target, x_next, t_next, x_cur, t_cur,
+                                metric, weighting)
+
+
+def latent_consistency_finetuning_loss(
+    online, target, x0, key, *, ts, skip=1, process=None, metric=l2,
+    weighting=schedules.uniform_weight, num_scales=None):
+  """LCM Alg. 4 (LCF), no teacher: one z for both points,
+  loss = λ·d(f_θ(α(t_{n+k})x0 + σ(t_{n+k})z, t_{n+k}),
+  f_θ⁻(α(t_n)x0 + σ(t_n)z, t_n)). With k = 1 and VE this is
+  ``consistency_training_loss`` (uniform n) draw for draw."""
+  process = processes.VE() if process is None else process
+  t_cur, t_next, z = _skip_pair(key, x0, ts, skip, num_scales)
+  return _consistency_pair_loss(
+      online, target, process.noise(x0, z, t_next), t_next,
+      process.noise(x0, z, t_cur), t_cur, metric, weighting)
+
+
+def noise_prediction_loss(denoiser, x0, key, *, process):
+  """DDPM's L_simple for the VP teacher of LCM: t ~ U⟦0, T − 1⟧,
+  ‖ε̂(z_t, t) − ε‖² with z_t = α(t)·x0 + σ(t)·ε and ε̂ = (z_t − α(t)·D)/σ(t)."""
+  t_key, noise_key = jax.random.split(key)
+  t = jax.random.randint(t_key, x0.shape[:1], 0,
+                         int(process.t_max) + 1).astype(jnp.float32)
+  eps = jax.random.normal(noise_key, x0.shape)
+  z_t = process.noise(x0, eps, t)
+  eps_hat = ((z_t - expand_to(process.alpha(t), x0) * denoiser(z_t, t))
+             / expand_to(process.sigma(t), x0))
+  return l2(eps_hat, eps)
 
 
 METRICS = {"l2": l2, "l1": l1, "pseudo_huber": pseudo_huber}

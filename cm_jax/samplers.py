@@ -1,12 +1,13 @@
-"""Samplers: consistency one-step and multistep (CM Alg. 1), EDM's ODE sampler,
-and noise interpolation. Each is a pure function of a callable and a key.
+"""Samplers: consistency one-step and multistep (CM Alg. 1; LCM Alg. 3 for any
+noise process), EDM's ODE sampler, DDIM, and noise interpolation. Each is a
+pure function of a callable and a key.
 """
 
 import jax
 import jax.numpy as jnp
 
 from cm_jax.schedules import SIGMA_MAX, SIGMA_MIN
-from cm_jax.solvers import euler_step, get_solver
+from cm_jax.solvers import ddim_step, euler_step, get_solver
 
 
 def _const_t(t, batch_size):
@@ -40,6 +41,45 @@ def multistep(f, key, shape, ts, *, t_max=SIGMA_MAX, eps=SIGMA_MIN):
   ts = jnp.asarray(ts, jnp.float32)
   x, _ = jax.lax.scan(refine, x, (ts, jax.random.split(loop_key, len(ts))))
   return x
+
+
+def process_multistep(f, key, shape, ts, *, process):
+  """LCM Alg. 3 (CM Alg. 1 for any process): x ← f(x_T, T) with x_T from the
+  process's prior; for τ_n in ``ts``: x ← f(renoise(x, τ_n), τ_n).
+
+  For the VP process renoise is α(τ)·x + σ(τ)·z; for VE it is CM Alg. 1's
+  x + √(τ² − ε²)·z, and this function equals ``multistep`` draw for draw.
+  With ``ts`` empty it is one step.
+  """
+  first_key, loop_key = jax.random.split(key)
+  batch = shape[0]
+  x = f(process.prior(first_key, shape), _const_t(process.t_max, batch))
+
+  def refine(x, step):
+    tau, step_key = step
+    x_tau = process.renoise(x, _const_t(tau, batch),
+                            jax.random.normal(step_key, shape))
+    return f(x_tau, _const_t(tau, batch)), None
+
+  ts = jnp.asarray(ts, jnp.float32)
+  x, _ = jax.lax.scan(refine, x, (ts, jax.random.split(loop_key, len(ts))))
+  return x
+
+
+def ddim_sample(denoiser, key, shape, ts, *, process):
+  """Deterministic DDIM sampling (η = 0) along ``ts`` (descending, from the
+  process's T), ending with x̂0 = D(x, ts[-1]): len(ts) evaluations of D."""
+  ts = jnp.asarray(ts, jnp.float32)
+  batch = shape[0]
+  x = process.prior(key, shape)
+
+  def step(x, pair):
+    t, t_next = pair
+    return ddim_step(denoiser, x, _const_t(t, batch), _const_t(t_next, batch),
+                     process=process), None
+
+  x, _ = jax.lax.scan(step, x, (ts[:-1], ts[1:]))
+  return denoiser(x, _const_t(ts[-1], batch))
 
 
 def ode_sample(denoiser, key, shape, sigmas, *, solver="heun"):

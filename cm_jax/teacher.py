@@ -1,27 +1,40 @@
-"""The diffusion teacher φ that consistency distillation (CM Alg. 2) distils.
+"""The diffusion teacher φ that consistency distillation (CM Alg. 2, LCM
+Alg. 1) distils, and the trained LCM that LCF (LCM Alg. 4) fine-tunes.
 
 A teacher is any cm_jax run trained with ``method=edm``; ``config.teacher.workdir``
 names it, and its latest checkpoint's EMA weights are used. The teacher's
 network is rebuilt from the config stored in that checkpoint, so the student
 may have another architecture, unless it starts from the teacher's weights
-(``teacher.init_student``, as the CM paper does for CD).
+(``teacher.init_student``, as the CM paper does for CD). For LCF the same
+field names a run of method=lcd or lcf, whose EMA weights the student starts
+from.
 """
 
 import os
 
 import jax
 import ml_collections
+from flax import traverse_util
 
 from cm_jax import checkpoint, nn, sharding
 from cm_jax.train.state import dummy_inputs
 
 
+# The methods that read config.teacher.workdir, and what they need there.
+TEACHER_METHODS = {"cd": ("edm",), "lcd": ("edm",), "lcf": ("lcd", "lcf")}
+PROCESS_FIELDS = ("process", "vp", "diffusion")
+
+
 def load_teacher(config, mesh, example_shape):
-  """Returns (teacher model, its EMA params replicated on ``mesh``)."""
+  """Returns (teacher model, its EMA params replicated on ``mesh``, meta)."""
   workdir = config.teacher.workdir
+  wanted = TEACHER_METHODS.get(config.method, ("edm",))
   if not workdir:
-    raise ValueError("method=cd needs a trained EDM teacher: set "
-                     "--config.teacher.workdir=DIR (a run of an edm_* config).")
+    what = ("a trained EDM teacher" if wanted == ("edm",) else
+            "a trained LCM (a run of method=lcd or lcf)")
+    raise ValueError(f"method={config.method} needs {what}: set "
+                     "--config.teacher.workdir=DIR (a run of an "
+                     f"{'|'.join(wanted)}_* config).")
   if not os.path.isdir(checkpoint.checkpoint_dir(workdir)):
     raise FileNotFoundError(
         f"No checkpoints in {checkpoint.checkpoint_dir(workdir)}; train the "
@@ -30,12 +43,16 @@ def load_teacher(config, mesh, example_shape):
   meta = checkpoint.read_meta(manager)
   if meta is None:
     raise FileNotFoundError(f"{workdir} has no finished checkpoint yet.")
-  if meta["config"].get("method") != "edm":
+  if meta["config"].get("method") not in wanted:
     raise ValueError(f"teacher.workdir={workdir} holds a method="
-                     f"{meta['config'].get('method')!r} run; CD distils an EDM "
-                     "denoiser (a run of method=edm).")
+                     f"{meta['config'].get('method')!r} run; method="
+                     f"{config.method} needs a run of method="
+                     f"{' or '.join(wanted)}.")
+  if config.method in ("lcd", "lcf"):
+    _check_same_process(meta["config"], config, workdir)
   model = nn.get_model(ml_collections.ConfigDict(meta["config"]["model"]))
-  init = lambda: model.init(jax.random.key(0), *dummy_inputs(model, example_shape))
+  init = lambda: model.init(jax.random.key(0),
+                            *dummy_inputs(model, example_shape))
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
                                      sharding=sharding.replicated(mesh)),
@@ -44,11 +61,56 @@ def load_teacher(config, mesh, example_shape):
   return model, params, meta
 
 
+def _check_same_process(saved_config, config, workdir):
+  """LCD and LCF must run on the process (α, σ) their teacher or LCM used."""
+  saved = {k: saved_config.get(k, "ve" if k == "process" else {})
+           for k in PROCESS_FIELDS}
+  saved_name = saved["process"]
+  if saved_name != config.get("process", "ve"):
+    raise ValueError(f"{workdir} was trained with process={saved_name!r}, this "
+                     f"run has process={config.get('process', 've')!r}; set "
+                     f"--config.process={saved_name}.")
+  group = "vp" if saved_name == "vp" else "diffusion"
+  diff = checkpoint.config_differences(saved, config, group)
+  if diff:
+    raise ValueError(f"{workdir} was trained with another noise process "
+                     f"({', '.join(diff)}); match config.{group} to it.")
+
+
 def check_student_matches(teacher_meta, config):
-  """The student can start from the teacher's weights only with its network."""
+  """The student can start from the teacher's weights only with its network
+  (LCD: up to LCM's added w input, which starts as a no-op)."""
   diff = checkpoint.config_differences(teacher_meta["config"], config, "model")
+  if config.method == "lcd":
+    diff = [d for d in diff if not d.startswith("model.w_embedding:")]
   if diff:
     raise ValueError(
         "teacher.init_student=True needs the teacher's network, but the "
         f"configs differ ({', '.join(diff)}); match config.model to the "
         "teacher or set --config.teacher.init_student=False.")
+
+
+def merge_params(student, teacher):
+  """The student's parameter tree with every leaf the teacher also has taken
+  from the teacher. LCM: the student is the teacher plus a zero-initialised
+  w projection, so at the start it *is* the teacher at every w."""
+  flat_student = traverse_util.flatten_dict(student)
+  flat_teacher = traverse_util.flatten_dict(teacher)
+  missing = sorted("/".join(k) for k in set(flat_teacher) - set(flat_student))
+  if missing:
+    raise ValueError(f"The student lacks teacher parameters {missing[:3]}; "
+                     "match config.model to the teacher.")
+  merged = {k: flat_teacher.get(k, v) for k, v in flat_student.items()}
+  return traverse_util.unflatten_dict(merged)
+
+
+def student_init(config, student_params, teacher_params, teacher_meta):
+  """The parameters a fresh student starts from, or None (random init): CD
+  and LCD with ``teacher.init_student`` start from φ (CM, LCM); LCF always
+  starts from the trained LCM (LCM Alg. 4)."""
+  if teacher_params is None:
+    return None
+  if config.method == "lcf" or config.teacher.init_student:
+    check_student_matches(teacher_meta, config)
+    return merge_params(student_params, teacher_params)
+  return None

@@ -19,12 +19,13 @@ def get_base_config():
   c = ml_collections.ConfigDict()
   c.seed = 0  # Parameter init, per-step keys fold_in(seed, k), data order.
   # ct: consistency training (CM Alg. 3; iCT is CT + the options below);
-  # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher.
+  # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher;
+  # lcd / lcf: latent consistency distillation / fine-tuning (LCM Alg. 1 / 4).
   c.method = "ct"
 
   c.teacher = ml_collections.ConfigDict()
-  c.teacher.workdir = ""  # cd: the workdir of an edm run (its latest EMA).
-  c.teacher.solver = "heun"  # cd: Φ, one teacher PF-ODE step (heun | euler).
+  c.teacher.workdir = ""  # cd, lcd: an edm run (its latest EMA); lcf: the LCM.
+  c.teacher.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
   c.teacher.init_student = False  # cd: start θ = θ⁻ = φ (needs its network).
 
   c.data = ml_collections.ConfigDict()
@@ -41,6 +42,23 @@ def get_base_config():
   c.diffusion.sigma_max = 80.0  # T = σ_max: sampling starts at N(0, T²I).
   c.diffusion.rho = 7.0  # EDM eq. 5 grid exponent.
   c.diffusion.sigma_data = 0.5  # σ_d in c_skip, c_out, c_in.
+
+  # ve: EDM's x0 + t·z (CM, iCT); vp: LCM's DDPM α(t)·x0 + σ(t)·z, ε-prediction.
+  c.process = "ve"
+  c.vp = ml_collections.ConfigDict()
+  c.vp.num_timesteps = 1000  # T: DDPM steps t ∈ {0, …, T − 1}.
+  c.vp.beta_schedule = "scaled_linear"  # scaled_linear (SD, LCM) | linear (DDPM).
+  c.vp.beta_start = 0.00085  # β_0 (SD's, which LCM distils; DDPM: 1e-4).
+  c.vp.beta_end = 0.012  # β_{T−1} (SD; DDPM: 0.02, whose α(T−1) = 0.006 makes
+                         # x̂0 = (z − σε̂)/α 160× as sensitive to ε̂).
+  c.vp.timestep_scaling = 10.0  # s in LCM's c_skip(s·t), c_out(s·t) (paper: 1).
+
+  c.lcm = ml_collections.ConfigDict()
+  c.lcm.skip = 20  # lcd, lcf: skipping step k, pairs (t_n, t_{n+k}) (LCM: 20).
+  c.lcm.w_min = 2.0  # lcd, lcf: w ~ U[w_min, w_max] (LCM paper: [2, 14]).
+  c.lcm.w_max = 14.0
+  c.cfg = ml_collections.ConfigDict()
+  c.cfg.label_dropout = 0.1  # edm with num_classes > 0: p(label → null) for CFG.
 
   c.curriculum = ml_collections.ConfigDict()
   c.curriculum.name = "ict"  # ict (doubling, iCT) | ct (CM's √ schedule) | fixed.
@@ -94,8 +112,10 @@ def get_base_config():
   c.sample.grid_size = 64  # Samples in the periodic training grids.
   c.sample.seed = 1  # Key of --mode=sample.
   c.sample.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
-  c.sample.ode_solver = "heun"  # edm: heun | euler.
-  c.sample.labels = ()  # Class-conditional models: labels cycled; () = all.
+  c.sample.ode_solver = "heun"  # edm: heun | euler (process=vp: DDIM).
+  c.sample.labels = ()  # Class-conditional: labels cycled; () = all in turn;
+  #                       num_classes = the null class.
+  c.sample.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
 
   # FID/KID (cm_jax.evaluation; pytorch-fid protocol on the 2015 Inception).
   c.eval = ml_collections.ConfigDict()

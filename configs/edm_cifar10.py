@@ -3,6 +3,11 @@
   python launch.py --config=configs/edm_cifar10.py --workdir=runs/edm_cifar10
   python launch.py --config=configs/edm_cifar10.py:smoke --workdir=/tmp/edm_smoke
 
+``:cond`` (and ``:cond_smoke``) is the class-conditional VP teacher of
+configs/lcd_cifar10.py: LCM's ε-prediction on the DDPM process (SD's
+scaled-linear β), 10 classes + the null label, label dropout 0.1, DDPM++
+positional noise embedding (c_noise = t).
+
 Recipe (RECIPES.md §3, EDM official / CM JAX `cifar10_k_ve.py`): NCSN++
 128 ch, (2, 2, 2), 4 blocks, attention at 16, dropout 0.13, Adam lr 1e-3 with
 a 10 Mimg linear warm-up, batch 512, EMA half-life 0.5 Mimg, 400k steps, ln σ ~
@@ -13,7 +18,12 @@ from configs import base
 
 
 def get_config(arg=None):
-  base.check_arg(arg)
+  cond = arg in ("cond", "cond_smoke")
+  if cond:
+    arg = "smoke" if arg == "cond_smoke" else None
+  elif arg not in (None, "smoke"):
+    raise ValueError(f"Unknown config argument {arg!r}; valid: smoke, cond, "
+                     "cond_smoke.")
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.13)
@@ -27,6 +37,19 @@ def get_config(arg=None):
   c.train.batch_size = 512
   c.train.ema_decay = 0.99929  # half-life 0.5 Mimg at batch 512: 0.5^(512/5e5)
   c.sample.ode_steps = 18  # Heun: 35 NFE
+  if cond:
+    set_class_conditional_vp(c)
   if arg == "smoke":
     base.shrink_for_smoke(c)
   return c
+
+
+def set_class_conditional_vp(c):
+  """LCM's teacher, class-conditional: VP (DDPM, ε-prediction), CFG dropout."""
+  c.process = "vp"
+  c.model.num_classes = 10  # CIFAR-10 labels; label 10 is the null class
+  c.model.embedding = "positional"  # DDPM++ / EDM-VP: c_noise = t ∈ [0, 999]
+  c.cfg.label_dropout = 0.1
+  c.data.random_flip = True
+  c.sample.ode_steps = 50  # DDIM, 50 steps (LCM's teacher schedule)
+  c.sample.ts = ()

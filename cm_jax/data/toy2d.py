@@ -4,7 +4,9 @@ All lie roughly in [-1, 1]², a scale close to σ_data = 0.5, except the
 mixture, whose scale follows `radius` and `std`.
 
 Fields of `config.data`: `name` (gmm | checkerboard | swissroll | moons),
-`num_examples`, `seed`; for gmm also `num_modes`, `radius` and `std`.
+`num_examples`, `seed`; for gmm also `num_modes`, `radius` and `std`. The
+gmm is labelled: class k is mode k, so with `model.num_classes = num_modes`
+it is the class-conditional toy of LCD (configs/edm_toy2d.py:cond).
 """
 
 import dataclasses
@@ -25,6 +27,12 @@ class GaussianMixtureSource(ArraySource):
 
   modes: np.ndarray
   std: float
+
+  def classify(self, points: np.ndarray) -> np.ndarray:
+    """The Bayes classifier of the equal-weight isotropic mixture: the index
+    of the nearest mode (class-conditional runs use mode = class)."""
+    dist = np.linalg.norm(points[:, None] - self.modes[None], axis=-1)
+    return dist.argmin(axis=1)
 
 
 def gmm_modes(num_modes: int, radius: float) -> np.ndarray:

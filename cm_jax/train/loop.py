@@ -141,19 +141,22 @@ def train(config, workdir, mesh=None):
   tc = config.train
   sharding.check_batch_size(tc.batch_size, exp.mesh)
   manager = checkpoint.make_manager(workdir, tc.keep_checkpoints)
-  teacher_model = teacher_params = None
-  if config.method == "cd":
+  teacher_model = teacher_params = teacher_meta = None
+  if config.method in teacher.TEACHER_METHODS:  # cd, lcd: φ; lcf: the LCM
     teacher_model, teacher_params, teacher_meta = teacher.load_teacher(
         config, exp.mesh, exp.source.example_shape)
   objective_lib.resolve({n: n for n in NONFINITE}, tc.nonfinite,
                         "train.nonfinite")
   state, meta = exp.restore(exp.new_state(), manager=manager)
-  if meta is None and config.method == "cd" and config.teacher.init_student:
-    # CM: the CD student starts from the teacher's weights (θ = θ⁻ = φ).
-    teacher.check_student_matches(teacher_meta, config)
-    copy = lambda: jax.tree.map(jnp.copy, teacher_params)  # own buffers: donated
+  start = None if meta else teacher.student_init(
+      config, state.online, teacher_params, teacher_meta)
+  if start is not None:
+    # CM / LCM: the student starts from the teacher's (or LCM's) weights.
+    copy = lambda: jax.tree.map(jnp.copy, start)  # own buffers: donated
     state = state.replace(online=copy(), target=copy(), ema=copy(),
-                          opt_state=exp.tx.init(teacher_params))
+                          opt_state=exp.tx.init(start))
+  if config.method == "lcf":  # LCF needs no teacher network in the step
+    teacher_model = teacher_params = None
   step = 0 if meta is None else meta["step"]
   position = 0 if meta is None else meta["data_position"]
   if meta is None:
@@ -173,6 +176,7 @@ def train(config, workdir, mesh=None):
       objective=objective_lib.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
       ema_decay=tc.ema_decay, teacher_model=teacher_model,
+      label_dropout=config.cfg.label_dropout if config.method == "edm" else 0.0,
       skip_nonfinite=tc.nonfinite == "skip")
   is_chief = jax.process_index() == 0
   writer = MetricWriter(workdir, tensorboard=tc.tensorboard, enabled=is_chief)

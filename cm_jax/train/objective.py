@@ -1,4 +1,4 @@
-"""From a config to the training objective: CT/iCT, CD or the EDM teacher.
+"""From a config to the training objective: CT/iCT, CD, LCD, LCF or the teacher.
 
 ``make_objective(config, example_shape)`` resolves every named choice once,
 outside jit, through explicit dicts, and returns a pure function
@@ -15,10 +15,11 @@ import dataclasses
 import functools
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax import losses, parametrization, schedules, solvers
+from cm_jax import losses, processes, schedules, solvers
 from cm_jax.nn import lpips
 
 
@@ -73,20 +74,9 @@ def make_metric(loss_config, example_shape):
   return metric
 
 
-@dataclasses.dataclass(frozen=True)
-class Diffusion:
-  """EDM's constants: σ_min = ε, σ_max = T, ρ and σ_data."""
-
-  sigma_min: float
-  sigma_max: float
-  rho: float
-  sigma_data: float
-
-  def consistency_fn(self, net):
-    return parametrization.consistency_fn(net, self.sigma_data, self.sigma_min)
-
-  def denoiser(self, net):
-    return parametrization.edm_denoiser(net, self.sigma_data)
+# EDM's VE process (σ_min = ε, σ_max = T, ρ, σ_data); the name CM objectives
+# and callers have always used. ``processes.VP`` is LCM's DDPM process.
+Diffusion = processes.VE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +88,11 @@ class ConsistencyLoss:
   target_mu_fn: Callable
   metric: Callable
   weighting: Callable
-  diffusion: Diffusion
+  diffusion: Diffusion  # the noise process (VE or VP)
 
   def sigmas(self, num_scales):
     """The ascending grid for N = ``num_scales``, padded to ``max_scales``."""
-    d = self.diffusion
-    return schedules.karras_sigmas(num_scales, d.sigma_min, d.sigma_max, d.rho,
-                                   size=self.max_scales)
+    return self.diffusion.grid(num_scales, size=self.max_scales)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +149,84 @@ class DenoisingScoreMatching:
     return loss, {"target_mu": jnp.float32(0.0)}
 
 
+@dataclasses.dataclass(frozen=True)
+class NoisePrediction:
+  """The VP (DDPM, ε-prediction) teacher that LCM distils. μ = 0."""
+
+  diffusion: processes.VP
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    loss = losses.noise_prediction_loss(self.diffusion.denoiser(online), x0,
+                                        key, process=self.diffusion)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+def sample_guidance(key, batch_size, w_min, w_max):
+  """w ~ U[w_min, w_max] per example (LCM Alg. 1)."""
+  return jax.random.uniform(key, (batch_size,), jnp.float32, w_min, w_max)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentConsistencyDistillation(ConsistencyLoss):
+  """LCM Alg. 1: LCD through the CFG-augmented PF-ODE (LCM eq. 10).
+
+  w ~ U[w_min, w_max] per example; the teacher step is Ψ (DDIM) with
+  D̃ = (1 + w)·D(·, c) − w·D(·, ∅) from t_{n+k} to t_n (skipping-step
+  k = ``skip``); f_θ and f_θ⁻ see w as an input when ``w_condition``. The
+  train step hands the teacher as the pair (φ(·, c), φ(·, ∅)).
+  """
+
+  skip: int = 1
+  solver: str = "ddim"
+  w_min: float = 0.0
+  w_max: float = 0.0
+  w_condition: bool = False
+  guided = True  # the train step passes (conditional, unconditional) teachers
+
+  def _with_w(self, net, w):
+    return functools.partial(net, cond=w if self.w_condition else None)
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    w_key, loss_key = jax.random.split(key)
+    w = sample_guidance(w_key, x0.shape[0], self.w_min, self.w_max)
+    num_scales = self.num_scales_fn(step)
+    d = self.diffusion
+    teacher_cond, teacher_uncond = teacher
+    loss = losses.latent_consistency_distillation_loss(
+        d.consistency_fn(self._with_w(online, w)),
+        d.consistency_fn(self._with_w(target, w)),
+        solvers.guided_denoiser(d.denoiser(teacher_cond),
+                                d.denoiser(teacher_uncond), w),
+        x0, loss_key, ts=self.sigmas(num_scales), skip=self.skip, process=d,
+        solver=self.solver, metric=self.metric, weighting=self.weighting,
+        num_scales=num_scales)
+    return loss, {"num_scales": num_scales,
+                  "target_mu": self.target_mu_fn(num_scales)}
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentConsistencyFinetuning(LatentConsistencyDistillation):
+  """LCM Alg. 4 (LCF): no teacher; the skip-k pair shares one noise z, and w
+  is drawn only as the network's input, so a trained LCM keeps its w."""
+
+  guided = False
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del teacher
+    w_key, loss_key = jax.random.split(key)
+    w = sample_guidance(w_key, x0.shape[0], self.w_min, self.w_max)
+    num_scales = self.num_scales_fn(step)
+    d = self.diffusion
+    loss = losses.latent_consistency_finetuning_loss(
+        d.consistency_fn(self._with_w(online, w)),
+        d.consistency_fn(self._with_w(target, w)), x0, loss_key,
+        ts=self.sigmas(num_scales), skip=self.skip, process=d,
+        metric=self.metric, weighting=self.weighting, num_scales=num_scales)
+    return loss, {"num_scales": num_scales,
+                  "target_mu": self.target_mu_fn(num_scales)}
+
+
 def _consistency_parts(config, example_shape):
   cur = config.curriculum
   num_scales_fn, max_scales = resolve(CURRICULA, cur.name, "curriculum.name")(
@@ -172,10 +238,18 @@ def _consistency_parts(config, example_shape):
       metric=make_metric(config.loss, example_shape),
       weighting=resolve(schedules.WEIGHTINGS, config.loss.weighting,
                         "loss.weighting"),
-      diffusion=Diffusion(**config.diffusion))
+      diffusion=processes.make_process(config))
+
+
+def _check_ve(config):
+  if config.get("process", "ve") != "ve":
+    raise ValueError(f"method={config.method} runs on EDM's VE process (CM "
+                     "Alg. 2–3); set --config.process=ve, or use method=lcd "
+                     "or lcf for the VP process.")
 
 
 def _ct(config, example_shape):
+  _check_ve(config)
   loss = config.loss
   lognormal = resolve({"uniform": None, "lognormal": (loss.p_mean, loss.p_std)},
                       loss.index_sampling, "loss.index_sampling")
@@ -184,6 +258,7 @@ def _ct(config, example_shape):
 
 
 def _cd(config, example_shape):
+  _check_ve(config)
   if config.loss.index_sampling != "uniform":
     raise ValueError("method=cd draws n uniformly (CM Alg. 2); set "
                      "--config.loss.index_sampling=uniform.")
@@ -195,15 +270,54 @@ def _cd(config, example_shape):
 
 def _edm(config, example_shape):
   del example_shape
+  process = processes.make_process(config)
+  if isinstance(process, processes.VP):  # LCM's ε-prediction teacher
+    return NoisePrediction(diffusion=process)
   return DenoisingScoreMatching(p_mean=config.loss.p_mean,
-                                p_std=config.loss.p_std,
-                                diffusion=Diffusion(**config.diffusion))
+                                p_std=config.loss.p_std, diffusion=process)
 
 
-METHODS = {"ct": _ct, "cd": _cd, "edm": _edm}
+def _lcm_parts(config, example_shape):
+  lcm = config.lcm
+  if lcm.skip < 1:
+    raise ValueError(f"lcm.skip must be ≥ 1, got {lcm.skip}.")
+  if not lcm.w_min <= lcm.w_max:
+    raise ValueError(f"Need lcm.w_min ≤ lcm.w_max, got [{lcm.w_min}, "
+                     f"{lcm.w_max}].")
+  if config.curriculum.name != "fixed":
+    raise ValueError("LCM uses one N-point grid: set "
+                     "--config.curriculum.name=fixed (and num_scales=N).")
+  if config.curriculum.num_scales <= lcm.skip:
+    raise ValueError(f"lcm.skip={lcm.skip} needs curriculum.num_scales > "
+                     f"{lcm.skip}, got {config.curriculum.num_scales}.")
+  if config.loss.index_sampling != "uniform":
+    raise ValueError("LCM draws n uniformly (LCM Alg. 1, 4); set "
+                     "--config.loss.index_sampling=uniform.")
+  return dict(skip=int(lcm.skip), w_min=float(lcm.w_min),
+              w_max=float(lcm.w_max),
+              w_condition=bool(config.model.get("w_embedding", False)),
+              **_consistency_parts(config, example_shape))
+
+
+def _lcd(config, example_shape):
+  solver = config.teacher.solver
+  resolve(solvers.SOLVERS, solver, "teacher.solver")
+  if solver == "heun" and config.get("process", "ve") != "ve":
+    raise ValueError("teacher.solver=heun is written for the VE process; "
+                     "use --config.teacher.solver=ddim (LCM) for process=vp.")
+  return LatentConsistencyDistillation(solver=solver,
+                                       **_lcm_parts(config, example_shape))
+
+
+def _lcf(config, example_shape):
+  return LatentConsistencyFinetuning(**_lcm_parts(config, example_shape))
+
+
+METHODS = {"ct": _ct, "cd": _cd, "edm": _edm, "lcd": _lcd, "lcf": _lcf}
 
 
 def make_objective(config, example_shape):
-  """The objective of ``config.method``: ct (CM Alg. 3, iCT), cd (CM Alg. 2)
-  or edm (the diffusion teacher)."""
+  """The objective of ``config.method``: ct (CM Alg. 3, iCT), cd (CM Alg. 2),
+  edm (the diffusion teacher, VE or VP), lcd (LCM Alg. 1) or lcf (LCM
+  Alg. 4)."""
   return resolve(METHODS, config.method, "method")(config, example_shape)

@@ -13,11 +13,12 @@ def ema_update(average, params, decay):
 
 
 def network(model, params, labels=None, dropout_key=None):
-  """The raw net(x_in, c_noise) → F of ``model`` at ``params``; dropout on
-  iff a key is given."""
-  def net(x, c_noise):
+  """The raw net(x_in, c_noise, cond=None) → F of ``model`` at ``params``;
+  ``labels`` None is the null class; ``cond`` is LCM's guidance scale w [B]
+  (models with w_embedding); dropout on iff a key is given."""
+  def net(x, c_noise, cond=None):
     rngs = None if dropout_key is None else {"dropout": dropout_key}
-    return model.apply({"params": params}, x, c_noise, labels,
+    return model.apply({"params": params}, x, c_noise, labels, cond,
                        train=dropout_key is not None, rngs=rngs)
   return net
 
@@ -26,25 +27,47 @@ def _labels(model, batch):
   return batch.get("y") if getattr(model, "num_classes", 0) else None
 
 
+def drop_labels(key, labels, p, null_label):
+  """Classifier-free guidance training: each label becomes the null class
+  with probability p (Ho & Salimans 2022; LCM's teacher)."""
+  return jnp.where(jax.random.bernoulli(key, p, labels.shape), null_label,
+                   labels)
+
+
+def _teacher(teacher_model, teacher_params, batch, guided):
+  """φ conditioned on the batch's labels; with ``guided`` the pair
+  (φ(·, c), φ(·, ∅)) that CFG mixes (LCM eq. 10)."""
+  labels = _labels(teacher_model, batch)
+  cond = network(teacher_model, teacher_params, labels)
+  if not guided:
+    return cond
+  return cond, network(teacher_model, teacher_params, None)
+
+
 def train_step(state, batch, teacher_params=None, *, model, tx, objective,
-               lr_schedule, ema_decay, teacher_model=None,
+               lr_schedule, ema_decay, teacher_model=None, label_dropout=0.0,
                skip_nonfinite=False):
   """One update: loss, θ ← optimizer, θ⁻ ← μθ⁻ + (1−μ)θ, EMA ← …
 
   CM Alg. 2/3 (and iCT, and the EDM teacher). One key per step,
   ``fold_in(rng, k)``; online and target share the same dropout key
-  (iCT §3.2); the teacher runs without dropout. Returns the new state and
-  scalar metrics. With ``skip_nonfinite``, an update whose loss, gradient or
-  new parameters are not finite is dropped (k still advances, so the next
-  step sees the next batch and key) and counted in ``skipped``.
+  (iCT §3.2); the teacher runs without dropout. ``label_dropout`` > 0 (a
+  class-conditional diffusion teacher) replaces labels by the null class
+  with that probability. Returns the new state and scalar metrics. With
+  ``skip_nonfinite``, an update whose loss, gradient or new parameters are
+  not finite is dropped (k still advances, so the next step sees the next
+  batch and key) and counted in ``skipped``.
   """
   key = jax.random.fold_in(state.rng, state.step)
   loss_key, dropout_key = jax.random.split(key)
   labels = _labels(model, batch)
+  if label_dropout > 0 and labels is not None:
+    labels = drop_labels(jax.random.fold_in(key, 1), labels, label_dropout,
+                         model.num_classes)
   teacher = None
   if teacher_model is not None:
-    teacher = network(teacher_model, teacher_params,
-                      _labels(teacher_model, batch))
+    teacher = _teacher(teacher_model, teacher_params, batch,
+                       getattr(objective, "guided", False))
 
   def loss_fn(params):
     online = network(model, params, labels, dropout_key)

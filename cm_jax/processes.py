@@ -1,0 +1,195 @@
+"""Noise processes x_t = α(t)·x0 + σ(t)·z and their network parametrisations.
+
+- ``VE``: EDM's variance-exploding process, α(t) = 1, σ(t) = t ∈ [ε, T]
+  (CM, iCT, CD). Raw networks are preconditioned as in EDM Table 1 and the
+  consistency boundary condition (CM eq. 5).
+- ``VP``: the discrete DDPM variance-preserving process that LCM distils
+  (Luo et al. 2023 §4.1): ᾱ_t = ∏_{s ≤ t} (1 − β_s) over t ∈ {0, …, T − 1},
+  α(t) = √ᾱ_t, σ(t) = √(1 − ᾱ_t). The network predicts ε (DDPM); the
+  consistency function is LCM's f(z, t) = c_skip(t)·z + c_out(t)·x̂0(z, t)
+  with x̂0 = (z − σ(t)·ε̂)/α(t), c_skip(0) = 1, c_out(0) = 0 (LCM eq. 9).
+
+Both expose the same interface, so losses, solvers and samplers take "a
+process" and never branch on its kind:
+``alpha(t)``, ``sigma(t)``, ``t_min``, ``t_max``, ``grid(n, size)`` (ascending
+times), ``noise(x0, z, t)``, ``prior(key, shape)``, ``renoise(x, t, z)`` (CM
+Alg. 1 / LCM Alg. 3), ``consistency_fn(net)``, ``denoiser(net)`` (x, t) → x̂0.
+A raw network is ``net(x_in, c_noise) → F``.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cm_jax import parametrization, schedules
+from cm_jax.parametrization import expand_to
+
+
+@dataclasses.dataclass(frozen=True)
+class VE:
+  """EDM's constants: σ_min = ε, σ_max = T, ρ and σ_data; x_t = x0 + t·z."""
+
+  sigma_min: float = schedules.SIGMA_MIN
+  sigma_max: float = schedules.SIGMA_MAX
+  rho: float = schedules.RHO
+  sigma_data: float = schedules.SIGMA_DATA
+
+  @property
+  def t_min(self):
+    return self.sigma_min
+
+  @property
+  def t_max(self):
+    return self.sigma_max
+
+  def alpha(self, t):
+    return jnp.ones_like(jnp.asarray(t, jnp.float32))
+
+  def sigma(self, t):
+    return jnp.asarray(t, jnp.float32)
+
+  def grid(self, n, size=None):
+    """EDM eq. 5, ascending, padded to ``size`` with σ_max."""
+    return schedules.karras_sigmas(n, self.sigma_min, self.sigma_max, self.rho,
+                                   size=size)
+
+  def noise(self, x0, z, t):
+    return x0 + expand_to(t, x0) * z
+
+  def prior(self, key, shape):
+    """x_T ~ N(0, T²I)."""
+    return self.sigma_max * jax.random.normal(key, shape)
+
+  def renoise(self, x, t, z):
+    """CM Alg. 1: x + √(τ² − ε²)·z (x already carries ε's noise)."""
+    return x + expand_to(jnp.sqrt(t ** 2 - self.sigma_min ** 2), x) * z
+
+  def consistency_fn(self, net):
+    return parametrization.consistency_fn(net, self.sigma_data, self.sigma_min)
+
+  def denoiser(self, net):
+    return parametrization.edm_denoiser(net, self.sigma_data)
+
+
+BETA_SCHEDULES = {
+    # DDPM: β linear in t.
+    "linear": lambda b0, b1, n: np.linspace(b0, b1, n, dtype=np.float64),
+    # Stable Diffusion (the LCM teacher): √β linear in t.
+    "scaled_linear": lambda b0, b1, n: np.linspace(
+        b0 ** 0.5, b1 ** 0.5, n, dtype=np.float64) ** 2,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class VP:
+  """The discrete DDPM process of LCM, with ε-prediction networks.
+
+  Times are the DDPM steps t ∈ {0, …, T − 1} (float arrays holding integers);
+  the network sees c_in = 1 and c_noise = t (EDM Table 1, VP column, with
+  M = T). ``timestep_scaling`` multiplies t inside c_skip and c_out: 10 in the
+  official LCM code and diffusers' LCMScheduler, 1 in the paper's text.
+  """
+
+  num_timesteps: int = 1000
+  beta_schedule: str = "scaled_linear"  # Stable Diffusion's, as LCM
+  beta_start: float = 0.00085
+  beta_end: float = 0.012
+  sigma_data: float = schedules.SIGMA_DATA
+  timestep_scaling: float = 10.0
+
+  def __post_init__(self):
+    if self.beta_schedule not in BETA_SCHEDULES:
+      raise ValueError(f"Unknown vp.beta_schedule={self.beta_schedule!r}; "
+                       f"valid: {', '.join(BETA_SCHEDULES)}.")
+
+  @functools.cached_property
+  def alphas_cumprod(self):
+    """ᾱ_t = ∏_{s ≤ t} (1 − β_s), float64 numpy [T]."""
+    betas = BETA_SCHEDULES[self.beta_schedule](self.beta_start, self.beta_end,
+                                               self.num_timesteps)
+    return np.cumprod(1.0 - betas)
+
+  @property
+  def t_min(self):
+    return 0.0
+
+  @property
+  def t_max(self):
+    return float(self.num_timesteps - 1)
+
+  def _at(self, table, t):
+    index = jnp.clip(jnp.round(jnp.asarray(t, jnp.float32)).astype(jnp.int32),
+                     0, self.num_timesteps - 1)
+    return jnp.asarray(table, jnp.float32)[index]
+
+  def alpha(self, t):
+    return self._at(np.sqrt(self.alphas_cumprod), t)
+
+  def sigma(self, t):
+    return self._at(np.sqrt(1.0 - self.alphas_cumprod), t)
+
+  def grid(self, n, size=None):
+    """n DDPM steps evenly spaced over {0, …, T − 1}, ascending; n = T gives
+    every step. Padded to ``size`` with T − 1. ``n`` may be traced."""
+    size = n if size is None else size
+    i = jnp.arange(size, dtype=jnp.float32)
+    ramp = jnp.minimum(i / (jnp.asarray(n, jnp.float32) - 1.0), 1.0)
+    return jnp.round(ramp * self.t_max)
+
+  def noise(self, x0, z, t):
+    return expand_to(self.alpha(t), x0) * x0 + expand_to(self.sigma(t), x0) * z
+
+  def prior(self, key, shape):
+    """z_T ~ N(0, I) (ᾱ_{T−1} ≈ 0)."""
+    return jax.random.normal(key, shape)
+
+  def renoise(self, x, t, z):
+    """LCM Alg. 3: z_τ = α(τ)·x + σ(τ)·z."""
+    return self.noise(x, z, t)
+
+  def boundary_scalings(self, t):
+    """LCM: c_skip = σd²/((s·t)² + σd²), c_out = s·t/√((s·t)² + σd²); exactly
+    (1, 0) at t = 0."""
+    st = self.timestep_scaling * t
+    c_skip = self.sigma_data ** 2 / (st ** 2 + self.sigma_data ** 2)
+    c_out = st / jnp.sqrt(st ** 2 + self.sigma_data ** 2)
+    return c_skip, c_out
+
+  def denoiser(self, net):
+    """D(z, t) = x̂0 = (z − σ(t)·ε̂(z, t))/α(t) of an ε-prediction network."""
+
+    def denoiser(z, t):
+      t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), z.shape[:1])
+      eps = net(z, t)
+      return (z - expand_to(self.sigma(t), z) * eps) / expand_to(self.alpha(t), z)
+
+    return denoiser
+
+  def consistency_fn(self, net):
+    """LCM eq. 9: f(z, t) = c_skip(t)·z + c_out(t)·x̂0(z, t); f(z, 0) = z."""
+    x0_hat = self.denoiser(net)
+
+    def f(z, t):
+      t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), z.shape[:1])
+      c_skip, c_out = self.boundary_scalings(t)
+      return expand_to(c_skip, z) * z + expand_to(c_out, z) * x0_hat(z, t)
+
+    return f
+
+
+PROCESSES = {"ve": VE, "vp": VP}
+
+
+def make_process(config):
+  """The process of ``config.process`` (ve | vp): VE from ``config.diffusion``,
+  VP from ``config.vp`` (σ_data from ``config.diffusion``)."""
+  name = config.get("process", "ve")
+  if name == "ve":
+    return VE(**config.diffusion)
+  if name == "vp":
+    return VP(sigma_data=config.diffusion.sigma_data, **config.vp)
+  raise ValueError(f"Unknown process={name!r}; valid: {', '.join(PROCESSES)} "
+                   "(set --config.process=...).")

@@ -1,0 +1,60 @@
+"""LCD (LCM Alg. 1) on class-conditional CIFAR-10, LCM's recipe.
+
+  python launch.py --config=configs/edm_cifar10.py:cond --workdir=runs/edm_cifar10_cond
+  python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10 \\
+      --config.teacher.workdir=runs/edm_cifar10_cond
+  python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10 \\
+      --mode=sample --config.sample.steps=4 --config.sample.guidance=4
+  # CPU size, on the shipped 4,000-image subset:
+  python launch.py --config=configs/edm_cifar10.py:cond_smoke --workdir=/tmp/edm_cond
+  python launch.py --config=configs/lcd_cifar10.py:smoke --workdir=/tmp/lcd \\
+      --config.teacher.workdir=/tmp/edm_cond
+
+Recipe (RECIPES.md §4, official LCM script unless noted): the student is the
+teacher's network plus LCM's w input (sinusoidal(1000·w), zero-initialised
+projection), initialised from the teacher; DDIM teacher steps skipping k = 20
+of the 1000 DDPM steps (N = 1000: 50 DDIM steps); w ~ U[2, 14] (paper);
+target EMA μ = 0.95; ℓ2; lr 1e-4 constant after 500 warm-up steps, clip 1.0
+(the script's AdamW weight decay 1e-2 is not applied: cm_jax has Adam and
+RAdam); LCM c_skip, c_out with timestep scaling 10.
+
+Not yet latent: this runs in pixel space. The paper works in a VAE's latent
+space; cm_jax's autoencoder (DESIGN.md: nn/autoencoder.py) is still to come.
+"""
+
+from configs import base, edm_cifar10
+
+
+def get_config(arg=None):
+  base.check_arg(arg)
+  c = edm_cifar10.get_config("cond_smoke" if arg == "smoke" else "cond")
+  c.method = "lcd"
+  c.teacher.workdir = "runs/edm_cifar10_cond"
+  c.teacher.solver = "ddim"
+  c.teacher.init_student = True  # θ ← φ; the w projection starts at zero
+  c.model.w_embedding = True
+  c.model.dropout = 0.0
+  c.curriculum.name = "fixed"
+  c.curriculum.num_scales = 1000  # every DDPM step; pairs k = 20 apart
+  c.lcm.skip = 20
+  c.lcm.w_min = 2.0
+  c.lcm.w_max = 14.0
+  c.target.ema = "fixed"
+  c.target.mu = 0.95
+  c.loss.metric = "l2"
+  c.loss.weighting = "uniform"
+  c.loss.index_sampling = "uniform"
+  c.optim.name = "adam"
+  c.optim.lr = 1e-4
+  c.optim.warmup_steps = 500
+  c.optim.grad_clip = 1.0
+  c.train.num_steps = 100_000  # LCM paper: 100k iterations
+  c.train.batch_size = 512
+  c.train.ema_decay = 0.9999
+  c.sample.guidance = 4.0  # w of the grids; any value in [w_min, w_max]
+  c.sample.ts = ()  # DDPM steps evenly spaced (4 steps: 999, 749, 500, 250)
+  if arg == "smoke":
+    c.optim.warmup_steps = 0
+    c.train.num_steps = 20
+    c.train.batch_size = 8
+  return c
