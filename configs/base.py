@@ -31,6 +31,7 @@ def get_base_config():
   c.data = ml_collections.ConfigDict()
   c.data.source = "digits"  # digits | toy2d | npz | tfds (DESIGN.md, data sources).
   c.data.random_flip = False  # Random horizontal flips (images only).
+  c.data.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data).
@@ -99,6 +100,8 @@ def get_base_config():
   c.train.sample_every = 10_000  # Steps between sample grids; 0 = never.
   c.train.tensorboard = True  # Also write TensorBoard events if TF is installed.
   c.train.param_sharding = "replicated"  # replicated (data parallel) | fsdp.
+  c.train.steps_per_dispatch = 1  # Updates per jitted call (lax.scan); the
+  #                                 periods above must be multiples of it.
   # A non-finite loss, gradient or parameter: stop (keeping the last good
   # checkpoint) | skip (drop that update, count it in the `skipped` metric).
   c.train.nonfinite = "stop"

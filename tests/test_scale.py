@@ -1,8 +1,11 @@
 """Scale switches: FSDP equals data parallelism; bf16 compute stays close."""
 
+import json
+
 import chex
 import jax
 import numpy as np
+import pytest
 
 from cm_jax import nn, sharding
 from cm_jax.data import DataIterator
@@ -101,3 +104,27 @@ def test_scanned_steps_equal_single_steps():
                               jax.device_get(state.online), rtol=1e-6,
                               atol=1e-7)
   assert int(scan_state.step) == 3
+
+
+def test_steps_per_dispatch_and_prefetch_keep_the_metrics(tmp_path):
+  config = tiny_toy_config(num_steps=6)
+  config.train.log_every = config.train.checkpoint_every = 2
+  config.data.prefetch = 0
+  loop.train(config, str(tmp_path / "plain"))
+  config.train.steps_per_dispatch = 2
+  config.data.prefetch = 2
+  config.train.num_steps = 4  # then resume from its checkpoint to 6
+  loop.train(config, str(tmp_path / "scanned"))
+  config.train.num_steps = 6
+  loop.train(config, str(tmp_path / "scanned"))
+  rows = {}
+  for name in ("plain", "scanned"):
+    with open(tmp_path / name / "metrics.jsonl") as f:
+      rows[name] = [json.loads(line) for line in f]
+  assert [r["step"] for r in rows["scanned"]] == [2, 4, 6]
+  for a, b in zip(rows["plain"], rows["scanned"]):
+    for key in ("loss", "grad_norm", "param_norm", "num_scales"):
+      np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+  config.train.log_every = 3
+  with pytest.raises(ValueError, match="multiple of train.steps_per_dispatch"):
+    loop.train(config, str(tmp_path / "bad"))

@@ -13,6 +13,7 @@ from clu import parameter_overview
 
 from cm_jax import checkpoint, generate, nn, sharding, teacher, visualize
 from cm_jax.data import DataIterator, get_source
+from cm_jax.data.prefetch import Prefetcher
 from cm_jax.evaluation import evaluate as evaluate_lib
 from cm_jax.evaluation import fid
 from cm_jax.train import objective as objective_lib
@@ -169,15 +170,34 @@ def train(config, workdir, mesh=None):
   iterator = DataIterator(
       exp.source, tc.batch_size, seed=config.seed,
       random_flip=config.data.random_flip, process_index=jax.process_index(),
-      process_count=jax.process_count(), position=position)
-  train_step = jit_train_step(
-      exp.state_sharding(), sharding.batch_sharding(exp.mesh),
-      sharding.replicated(exp.mesh), model=exp.model, tx=exp.tx,
-      objective=objective_lib.make_objective(config, exp.source.example_shape),
-      lr_schedule=optim.learning_rate_schedule(config.optim),
-      ema_decay=tc.ema_decay, teacher_model=teacher_model,
-      label_dropout=config.cfg.label_dropout if config.method == "edm" else 0.0,
-      skip_nonfinite=tc.nonfinite == "skip")
+      process_count=jax.process_count())
+  per_dispatch = _check_dispatch(config)
+  step_fns = {}
+
+  def step_fn(size):  # one program per chunk size (usually just one)
+    if size not in step_fns:
+      step_fns[size] = jit_train_step(
+          exp.state_sharding(), sharding.batch_sharding(exp.mesh),
+          sharding.replicated(exp.mesh),
+          steps_per_dispatch=size if per_dispatch > 1 else 1,
+          model=exp.model, tx=exp.tx,
+          objective=objective_lib.make_objective(config,
+                                                 exp.source.example_shape),
+          lr_schedule=optim.learning_rate_schedule(config.optim),
+          ema_decay=tc.ema_decay, teacher_model=teacher_model,
+          label_dropout=(config.cfg.label_dropout if config.method == "edm"
+                         else 0.0),
+          skip_nonfinite=tc.nonfinite == "skip")
+    return step_fns[size]
+
+  def load(position, size):
+    """Global batches of data positions position … position + size − 1."""
+    batches = [iterator.batch_at(position + i) for i in range(size)]
+    if per_dispatch == 1:
+      return size, sharding.to_global(batches[0], exp.mesh)
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
+    return size, sharding.to_global(stacked, exp.mesh, stacked=True)
+
   is_chief = jax.process_index() == 0
   writer = MetricWriter(workdir, tensorboard=tc.tensorboard, enabled=is_chief)
   dropped = writer.discard_after(step)  # logged after the checkpoint, redone
@@ -189,14 +209,18 @@ def train(config, workdir, mesh=None):
   # steps are in flight on few cores (fake devices in tests): wait per step.
   sync_each_step = (jax.default_backend() == "cpu"
                     and exp.mesh.devices.size > 1)
+  chunks = _chunks(step, tc.num_steps, position, per_dispatch)
 
-  with preemption.GracefulStop() as stop:
-    while step < tc.num_steps:
-      batch = sharding.to_global(next(iterator), exp.mesh)
-      state, metrics = train_step(state, batch, teacher_params)
+  with preemption.GracefulStop() as stop, \
+      Prefetcher(load, chunks, config.data.prefetch) as batches:
+    for size, batch in batches:
+      state, metrics = step_fn(size)(state, batch, teacher_params)
       if sync_each_step:
         jax.block_until_ready(metrics)
-      step += 1
+      if per_dispatch > 1:  # stacked [size]: report the chunk's last step
+        metrics = jax.tree.map(lambda m: m[-1], metrics)
+      step += size
+      position += size
       last = step == tc.num_steps
       stopping = not last and stop.requested(step, manager)
       scheduled_save = every(step, tc.checkpoint_every) or last
@@ -217,7 +241,7 @@ def train(config, workdir, mesh=None):
         _sample_grid(exp, state.ema, step)
       if save_now:
         checkpoint.save(manager, state, _meta(
-            config, step, iterator.position, exp.source.example_shape,
+            config, step, position, exp.source.example_shape,
             jax.device_get(state.skipped)))
       if stopping:
         logging.info("Stopped by %s at step %d/%d; checkpoint in %s. Rerun "
@@ -227,6 +251,37 @@ def train(config, workdir, mesh=None):
   manager.wait_until_finished()
   writer.close()
   return state
+
+
+def _chunks(step, num_steps, position, per_dispatch):
+  """(data position, number of steps) of each dispatch from ``step`` on.
+
+  Chunks end on multiples of ``per_dispatch`` (a resumed run first realigns),
+  so every periodic event, a multiple of it, falls between dispatches.
+  """
+  while step < num_steps:
+    size = min(per_dispatch - step % per_dispatch, num_steps - step)
+    yield position, size
+    step += size
+    position += size
+
+
+def _check_dispatch(config):
+  """``train.steps_per_dispatch``, checked against the periodic events."""
+  per_dispatch = config.train.steps_per_dispatch
+  if per_dispatch < 1:
+    raise ValueError(f"train.steps_per_dispatch={per_dispatch} must be ≥ 1.")
+  periods = {"train.log_every": config.train.log_every,
+             "train.checkpoint_every": config.train.checkpoint_every,
+             "train.sample_every": config.train.sample_every,
+             "eval.every": config.eval.every}
+  for name, period in periods.items():
+    if period > 0 and period % per_dispatch:
+      raise ValueError(
+          f"{name}={period} is not a multiple of train.steps_per_dispatch="
+          f"{per_dispatch} (events happen between dispatches); set "
+          f"--config.{name} to a multiple of it.")
+  return per_dispatch
 
 
 def _sample_grid(exp, params, step):
