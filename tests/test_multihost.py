@@ -6,10 +6,13 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--config=configs/toy2d.py", "--config.train.num_steps=4",
          "--config.train.batch_size=16", "--config.train.log_every=1",
-         "--config.train.checkpoint_every=2", "--config.train.sample_every=0",
+         "--config.train.checkpoint_every=2", "--config.train.sample_every=4",
+         "--config.sample.grid_size=64",
          "--config.train.tensorboard=False", "--config.model.hidden=32",
          "--config.data.num_examples=512"]
 
@@ -44,5 +47,9 @@ def test_two_processes_match_one(tmp_path):
   assert len(one) == len(two) == 4
   for a, b in zip(one, two):
     assert abs(a - b) <= 1e-5 * abs(a), (one, two)
-  # Both processes wrote the one collective checkpoint.
+  # Both processes wrote the one collective checkpoint; sampling (a program
+  # over both processes' devices) ran on both, process 0 wrote the grid.
   assert sorted(os.listdir(tmp_path / "two" / "checkpoints")) == ["2", "4"]
+  grids = [np.load(tmp_path / run / "samples" / "grid_00000004.npz")["samples"]
+           for run in ("one", "two")]
+  np.testing.assert_allclose(grids[1], grids[0], atol=1e-4)

@@ -285,13 +285,14 @@ def _check_dispatch(config):
 
 
 def _sample_grid(exp, params, step):
-  """A one-step sample grid (PNG) from the EMA parameters, on process 0."""
-  if jax.process_index() != 0:
-    return
+  """A one-step sample grid (PNG) from the EMA parameters. Every process
+  samples (the program spans all devices); process 0 writes."""
   config = exp.config
   samples = generate.generate(exp.model, params, config,
                               exp.source.example_shape, config.sample.grid_size,
                               1, jax.random.key(config.seed + 1))
+  if jax.process_index() != 0:
+    return
   path = generate.save_samples(
       samples, exp.source.is_image,
       os.path.join(exp.workdir, "samples", f"grid_{step:08d}"),
