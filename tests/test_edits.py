@@ -194,8 +194,8 @@ def test_class_labels_reach_the_network(trained):
                                      jax.random.key(0)))
   # (Float outputs: two training steps barely move the zero-initialised head.)
   assert np.any(samples[0] != samples[1])
-  config.sample.labels = (4,)
-  with pytest.raises(ValueError, match=r"\[0, 4\)"):
+  config.sample.labels = (5,)  # 4 is the null class
+  with pytest.raises(ValueError, match=r"\[0, 4\]"):
     generate.generate(exp.model, ema, config, exp.source.example_shape, 4, 1,
                       jax.random.key(0))
 
