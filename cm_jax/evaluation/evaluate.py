@@ -41,11 +41,12 @@ def reference_data_config(config):
 
 
 def _describe(data, num):
+  """E.g. "50000 examples of tfds cifar10 split train"."""
   where = {"npz": data.get("path"), "tfds": data.get("name")}.get(
-      data["source"], data.get("name", ""))
-  split = f" split {data['split']}" if "split" in data else ""
-  return f"{num} examples of {data['source']} {where or ''}{split}".replace(
-      "  ", " ")
+      data["source"], data.get("name"))
+  split = f"split {data['split']}" if "split" in data else None
+  return " ".join(str(part) for part in (f"{num} examples of",
+                                         data["source"], where, split) if part)
 
 
 def _cache_path(data, ref_num):
