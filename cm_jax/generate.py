@@ -47,7 +47,7 @@ def check_times(ts, diffusion, field):
   """``ts`` as floats if strictly descending within (ε, T]; else a one-line
   error naming the config ``field``."""
   ts = tuple(float(t) for t in ts)
-  lo, hi = diffusion.sigma_min, diffusion.sigma_max
+  lo, hi = diffusion.t_min, diffusion.t_max
   if any(not lo < t <= hi for t in ts) or any(
       a <= b for a, b in zip(ts, ts[1:])):
     raise ValueError(f"{field}={ts} must be strictly descending times in "

@@ -50,6 +50,12 @@ def load_teacher(config, mesh, example_shape):
                      f"{' or '.join(wanted)}.")
   if config.method in ("lcd", "lcf"):
     _check_same_process(meta["config"], config, workdir)
+  return (*restore_network(manager, meta, mesh, example_shape), meta)
+
+
+def restore_network(manager, meta, mesh, example_shape):
+  """(model, EMA params replicated on ``mesh``) of the checkpoint ``meta``
+  describes; the network is rebuilt from the config stored in it."""
   model = nn.get_model(ml_collections.ConfigDict(meta["config"]["model"]))
   init = lambda: model.init(jax.random.key(0),
                             *dummy_inputs(model, example_shape))
@@ -58,7 +64,7 @@ def load_teacher(config, mesh, example_shape):
                                      sharding=sharding.replicated(mesh)),
       jax.eval_shape(init)["params"])
   params = checkpoint.restore(manager, {"ema": abstract}, meta["step"])["ema"]
-  return model, params, meta
+  return model, params
 
 
 def _check_same_process(saved_config, config, workdir):

@@ -32,9 +32,11 @@ class Reference:
   description: str
 
 
-def reference_data_config(config):
-  data = config.data.to_dict() if hasattr(config.data, "to_dict") else dict(
-      config.data)
+def reference_data_config(config, data=None):
+  """The reference's data config: ``data`` (e.g. the images a latent source
+  encoded) or ``config.data``, with ``eval.ref_split`` applied."""
+  data = data if data is not None else config.data
+  data = data.to_dict() if hasattr(data, "to_dict") else dict(data)
   if config.eval.ref_split:
     data["split"] = config.eval.ref_split
   return data
@@ -67,8 +69,9 @@ def _source_uint8(source, indices):
   return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def reference_stats(config, extractor=None, chunk=5000):
-  """The cached (or newly computed) ``Reference`` of ``config.eval``."""
+def reference_stats(config, extractor=None, chunk=5000, data=None):
+  """The cached (or newly computed) ``Reference`` of ``config.eval``, from
+  ``data`` (a data config; default ``config.data``)."""
   ec = config.eval
   if ec.ref_stats:
     if not os.path.isfile(ec.ref_stats):
@@ -78,7 +81,7 @@ def reference_stats(config, extractor=None, chunk=5000):
           "fid_ref_*.npz.")
     path = ec.ref_stats
   else:
-    data = reference_data_config(config)
+    data = reference_data_config(config, data)
     path = _cache_path(data, ec.ref_num)
   if not os.path.exists(path):
     source = get_source(data)
