@@ -167,15 +167,15 @@ def _tiny_unet(c, num_steps):
 
 def test_edm_and_lcd_train_on_latents_and_sample_images(ae_workdir, tmp_path):
   teacher_dir, student_dir = str(tmp_path / "edm"), str(tmp_path / "lcd")
-  teacher = _tiny_unet(edm_digits.get_config("latent"), 2)
+  teacher = _tiny_unet(edm_digits.get_config("latent"), 1)
   teacher.data.ae_workdir = ae_workdir
   loop.train(teacher, teacher_dir, one_device())
-  student = _tiny_unet(lcd_digits.get_config(), 2)
+  student = _tiny_unet(lcd_digits.get_config(), 1)
   student.data.ae_workdir = ae_workdir
   student.teacher.workdir = teacher_dir
   loop.train(student, student_dir, one_device())
   assert np.isfinite(read_metrics(student_dir)[-1]["loss"])
-  student.sample.steps = 4  # decoded to the autoencoder's 8×8×1 digits
+  student.sample.steps = 2  # decoded to the autoencoder's 8×8×1 digits
   samples = np.load(loop.sample(student, student_dir, one_device()))[
       "samples"]
   assert (samples.shape, samples.dtype) == ((4, 8, 8, 1), np.uint8)
@@ -195,3 +195,14 @@ def test_lcd_cifar10_is_latent_with_a_pixel_option():
   assert (pixel.data.source, pixel.teacher.workdir) == (
       "tfds", "runs/edm_cifar10_cond")
   assert lcd_cifar10.get_config("smoke").data.ae_workdir == "/tmp/ae_smoke"
+
+
+def test_a_teacher_of_another_latent_space_is_refused():
+  from cm_jax import teacher
+  latent = {"source": "latents", "ae_workdir": "runs/ae_a"}
+  teacher._check_same_latents(latent, dict(latent), "T")  # same: accepted
+  teacher._check_same_latents({"source": "digits"}, {"source": "npz"}, "T")
+  for other in ({"source": "latents", "ae_workdir": "runs/ae_b"},
+                {"source": "digits"}):
+    with pytest.raises(ValueError, match="ae_workdir"):
+      teacher._check_same_latents(latent, other, "T")
