@@ -86,18 +86,19 @@ class Experiment:
 
   def evaluate(self, params, num, steps_list, progress=False):
     """FID/KID of ``num`` samples from ``params`` per number of steps:
-    {"fid_1step": …, "kid_1step": …, …} (edm: "fid_ode", …)."""
+    {"fid_1step": …, "kid_1step": …, …} (edm: "fid_ode", …; ae: the
+    reconstructions' "fid_recon", …)."""
     config = self.config
     results = {}
     fixed = {"edm": ("ode",), "ae": ("recon",)}  # one sampler, no steps
     for steps in fixed.get(config.method, steps_list):
-      samples = self.generate(params, num,
-                              int(steps) if steps not in ("ode", "recon")
-                              else 1, jax.random.key(config.eval.seed),
+      named = steps in fixed.get(config.method, ())
+      samples = self.generate(params, num, 1 if named else int(steps),
+                              jax.random.key(config.eval.seed),
                               progress=progress)
       if self.source.is_image:
         samples = visualize.to_uint8(samples)
-      suffix = steps if steps in ("ode", "recon") else f"{steps}step"
+      suffix = steps if named else f"{steps}step"
       metrics = evaluate_lib.sample_metrics(samples, self.reference, config,
                                             self.extractor)
       results.update({f"{k}_{suffix}": v for k, v in metrics.items()})
