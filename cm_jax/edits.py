@@ -335,6 +335,9 @@ def edit(config, workdir, mesh=None):
   if config.method == "edm":
     raise ValueError("--mode=edit needs a consistency model (method=ct or "
                      "cd), not an EDM teacher.")
+  if config.data.source == "latents":
+    raise ValueError("--mode=edit edits pixels (CM Alg. 4); a model of "
+                     "data.source=latents is not supported.")
   exp, ema, meta = loop.restore_ema(config, workdir, mesh)
   if not exp.source.is_image:
     raise ValueError("--mode=edit needs image data; data.source="

@@ -189,4 +189,21 @@ def noise_prediction_loss(denoiser, x0, key, *, process):
   return l2(eps_hat, eps)
 
 
+def gaussian_kl(mean, logvar):
+  """KL(N(μ, diag e^logvar) ‖ N(0, I)) = ½·Σ(μ² + e^logvar − 1 − logvar) over
+  the non-batch axes → [B] (the VAE's regulariser; LDM's KL autoencoder)."""
+  return 0.5 * _sum_non_batch(jnp.square(mean) + jnp.exp(logvar) - 1.0
+                              - logvar)
+
+
+def autoencoder_loss(net, x0, *, metric=l1, kl_weight=1e-6):
+  """d(x0, x̂) + β·KL(q(z | x0) ‖ N(0, I)) per example, with ``net(x0)`` →
+  (x̂, μ, logvar) decoding a reparametrised z ~ q(z | x0) (LDM §3, without
+  its perceptual and GAN terms). Returns (loss, reconstruction, KL), each [B]."""
+  x_hat, mean, logvar = net(x0)
+  rec = metric(x_hat, x0)
+  kl = gaussian_kl(mean, logvar)
+  return rec + kl_weight * kl, rec, kl
+
+
 METRICS = {"l2": l2, "l1": l1, "pseudo_huber": pseudo_huber}

@@ -50,6 +50,13 @@ def load_teacher(config, mesh, example_shape):
                      f"{' or '.join(wanted)}.")
   if config.method in ("lcd", "lcf"):
     _check_same_process(meta["config"], config, workdir)
+  _check_same_latents(meta["config"].get("data", {}), config.data, workdir)
+  return (*restore_network(manager, meta, mesh, example_shape), meta)
+
+
+def restore_network(manager, meta, mesh, example_shape):
+  """(model, EMA params replicated on ``mesh``) of the checkpoint ``meta``
+  describes; the network is rebuilt from the config stored in it."""
   model = nn.get_model(ml_collections.ConfigDict(meta["config"]["model"]))
   init = lambda: model.init(jax.random.key(0),
                             *dummy_inputs(model, example_shape))
@@ -58,7 +65,25 @@ def load_teacher(config, mesh, example_shape):
                                      sharding=sharding.replicated(mesh)),
       jax.eval_shape(init)["params"])
   params = checkpoint.restore(manager, {"ema": abstract}, meta["step"])["ema"]
-  return model, params, meta
+  return model, params
+
+
+def _latent_space(data):
+  """Which autoencoder's latents ``data`` (a data config) holds; None for
+  pixels (and other data)."""
+  if data.get("source") != "latents":
+    return None
+  return data.get("autoencoder") or os.path.abspath(data.get("ae_workdir", ""))
+
+
+def _check_same_latents(saved_data, data, workdir):
+  """A teacher (or LCM) and its student must share the latent space."""
+  saved, now = _latent_space(saved_data), _latent_space(data)
+  if saved != now:
+    raise ValueError(f"{workdir} was trained on {saved or 'pixels'}"
+                     f"{' latents' if saved else ''}, this run on "
+                     f"{now or 'pixels'}{' latents' if now else ''}; set "
+                     "--config.data.source / data.ae_workdir to the teacher's.")
 
 
 def _check_same_process(saved_config, config, workdir):

@@ -147,6 +147,9 @@ def search(config, workdir, mesh=None):
   if config.method == "edm":
     raise ValueError("--mode=search needs a consistency model (method=ct or "
                      "cd); an EDM teacher samples with its ODE solver.")
+  if config.data.source == "latents":
+    raise ValueError("--mode=search compares pixels; a model of "
+                     "data.source=latents is not supported.")
   exp, ema, meta = loop.restore_ema(config, workdir, mesh)
   sc = config.search
   diffusion = Diffusion(**config.diffusion)

@@ -20,7 +20,8 @@ def get_base_config():
   c.seed = 0  # Parameter init, per-step keys fold_in(seed, k), data order.
   # ct: consistency training (CM Alg. 3; iCT is CT + the options below);
   # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher;
-  # lcd / lcf: latent consistency distillation / fine-tuning (LCM Alg. 1 / 4).
+  # lcd / lcf: latent consistency distillation / fine-tuning (LCM Alg. 1 / 4);
+  # ae: the KL autoencoder whose latents data.source=latents serves.
   c.method = "ct"
 
   c.teacher = ml_collections.ConfigDict()
@@ -29,12 +30,17 @@ def get_base_config():
   c.teacher.init_student = False  # cd: start θ = θ⁻ = φ (needs its network).
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "digits"  # digits | toy2d | npz | tfds (DESIGN.md, data sources).
+  c.data.source = "digits"  # digits | toy2d | npz | tfds | latents.
   c.data.random_flip = False  # Random horizontal flips (images only).
   c.data.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
+  # latents: a method=ae run whose encoder makes the latents (its own data).
+  c.data.ae_workdir = ""
+  c.data.autoencoder = ""  # latents: "pkg.module:fn" plug-in VAE instead.
+  c.data.latent_cache = ""  # latents: the .npz; "" = <ae_workdir>/latents/.
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data).
+  c.model.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data) |
+  #                        autoencoder (method=ae).
   c.model.dtype = "float32"  # Compute dtype; "bfloat16" = mixed precision
   #                            (params, optimizer, loss and EMA stay float32).
 
@@ -80,6 +86,7 @@ def get_base_config():
   c.loss.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
   c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
   c.loss.p_std = 2.0  # iCT's P_std (EDM: 1.2).
+  c.loss.kl_weight = 1e-6  # ae: β of the KL term (LDM's KL autoencoders: 1e-6).
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "radam"  # radam (CM, iCT) | adam (EDM teacher).

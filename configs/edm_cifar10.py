@@ -4,9 +4,15 @@
   python launch.py --config=configs/edm_cifar10.py:smoke --workdir=/tmp/edm_smoke
 
 ``:cond`` (and ``:cond_smoke``) is the class-conditional VP teacher of
-configs/lcd_cifar10.py: LCM's ε-prediction on the DDPM process (SD's
+configs/lcd_cifar10.py:pixel: LCM's ε-prediction on the DDPM process (SD's
 scaled-linear β), 10 classes + the null label, label dropout 0.1, DDPM++
-positional noise embedding (c_noise = t).
+positional noise embedding (c_noise = t). ``:latent`` (and ``:latent_smoke``)
+is the same teacher in the latent space of configs/ae_cifar10.py (16×16×4
+latents, unit variance, no flips), the teacher of configs/lcd_cifar10.py:
+
+  python launch.py --config=configs/ae_cifar10.py --workdir=runs/ae_cifar10
+  python launch.py --config=configs/edm_cifar10.py:latent \\
+      --workdir=runs/edm_cifar10_latent
 
 Recipe (RECIPES.md §3, EDM official / CM JAX `cifar10_k_ve.py`): NCSN++
 128 ch, (2, 2, 2), 4 blocks, attention at 16, dropout 0.13, Adam lr 1e-3 with
@@ -18,12 +24,14 @@ from configs import base
 
 
 def get_config(arg=None):
-  cond = arg in ("cond", "cond_smoke")
-  if cond:
-    arg = "smoke" if arg == "cond_smoke" else None
-  elif arg not in (None, "smoke"):
-    raise ValueError(f"Unknown config argument {arg!r}; valid: smoke, cond, "
-                     "cond_smoke.")
+  valid = (None, "smoke", "cond", "cond_smoke", "latent", "latent_smoke")
+  if arg not in valid:
+    raise ValueError(f"Unknown config argument {arg!r}; valid: "
+                     f"{', '.join(v for v in valid if v)}.")
+  latent = arg in ("latent", "latent_smoke")
+  cond = arg in ("cond", "cond_smoke") or latent
+  if arg:
+    arg = "smoke" if arg.endswith("smoke") else None
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.13)
@@ -41,7 +49,20 @@ def get_config(arg=None):
     set_class_conditional_vp(c)
   if arg == "smoke":
     base.shrink_for_smoke(c)
+  if latent:
+    set_latent(c, "/tmp/ae_smoke" if arg == "smoke" else "runs/ae_cifar10")
   return c
+
+
+def set_latent(c, ae_workdir):
+  """data.source=latents: CIFAR-10 as configs/ae_cifar10.py encodes it
+  (LDM/LCM train in such a latent space); 16×16×4 latents, so attention
+  at 8×8 as LDM's UNets attend at the lower latent resolutions."""
+  c.data.source = "latents"
+  c.data.ae_workdir = ae_workdir  # its latest checkpoint; latents cached there
+  c.data.random_flip = False  # latents are not flipped
+  if c.model.attn_resolutions:
+    c.model.attn_resolutions = (8,)
 
 
 def set_class_conditional_vp(c):

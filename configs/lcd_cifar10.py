@@ -1,14 +1,23 @@
-"""LCD (LCM Alg. 1) on class-conditional CIFAR-10, LCM's recipe.
+"""LCD (LCM Alg. 1) on class-conditional latent CIFAR-10, LCM's recipe.
 
-  python launch.py --config=configs/edm_cifar10.py:cond --workdir=runs/edm_cifar10_cond
-  python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10 \\
-      --config.teacher.workdir=runs/edm_cifar10_cond
+  python launch.py --config=configs/ae_cifar10.py --workdir=runs/ae_cifar10
+  python launch.py --config=configs/edm_cifar10.py:latent \\
+      --workdir=runs/edm_cifar10_latent
+  python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10
   python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10 \\
       --mode=sample --config.sample.steps=4 --config.sample.guidance=4
   # CPU size, on the shipped 4,000-image subset:
-  python launch.py --config=configs/edm_cifar10.py:cond_smoke --workdir=/tmp/edm_cond
+  python launch.py --config=configs/ae_cifar10.py:smoke --workdir=/tmp/ae_smoke
+  python launch.py --config=configs/edm_cifar10.py:latent_smoke \\
+      --workdir=/tmp/edm_latent
   python launch.py --config=configs/lcd_cifar10.py:smoke --workdir=/tmp/lcd \\
-      --config.teacher.workdir=/tmp/edm_cond
+      --config.teacher.workdir=/tmp/edm_latent
+
+The data are the latents of configs/ae_cifar10.py (``data.ae_workdir``; the
+smoke variants read /tmp/ae_smoke), encoded once, cached and scaled to unit
+variance; samples and FID are decoded images. ``:pixel`` (and
+``:pixel_smoke``, teacher configs/edm_cifar10.py:cond and :cond_smoke) runs
+the same recipe in pixel space.
 
 Recipe (RECIPES.md §4, official LCM script unless noted): the student is the
 teacher's network plus LCM's w input (sinusoidal(1000·w), zero-initialised
@@ -18,18 +27,23 @@ target EMA μ = 0.95; ℓ2; lr 1e-4 constant after 500 warm-up steps, clip 1.0
 (the script's AdamW weight decay 1e-2 is not applied: cm_jax has Adam and
 RAdam); LCM c_skip, c_out with timestep scaling 10.
 
-Not yet latent: this runs in pixel space. The paper works in a VAE's latent
-space; cm_jax's autoencoder (DESIGN.md: nn/autoencoder.py) is still to come.
 """
 
-from configs import base, edm_cifar10
+from configs import edm_cifar10
+
+
+TEACHERS = {None: "latent", "smoke": "latent_smoke", "pixel": "cond",
+            "pixel_smoke": "cond_smoke"}
 
 
 def get_config(arg=None):
-  base.check_arg(arg)
-  c = edm_cifar10.get_config("cond_smoke" if arg == "smoke" else "cond")
+  if arg not in TEACHERS:
+    raise ValueError(f"Unknown config argument {arg!r}; valid: "
+                     f"{', '.join(a for a in TEACHERS if a)}.")
+  c = edm_cifar10.get_config(TEACHERS[arg])
   c.method = "lcd"
-  c.teacher.workdir = "runs/edm_cifar10_cond"
+  c.teacher.workdir = {"latent": "runs/edm_cifar10_latent",
+                       "cond": "runs/edm_cifar10_cond"}.get(TEACHERS[arg], "")
   c.teacher.solver = "ddim"
   c.teacher.init_student = True  # θ ← φ; the w projection starts at zero
   c.model.w_embedding = True
@@ -53,7 +67,7 @@ def get_config(arg=None):
   c.train.ema_decay = 0.9999
   c.sample.guidance = 4.0  # w of the grids; any value in [w_min, w_max]
   c.sample.ts = ()  # DDPM steps evenly spaced (4 steps: 999, 749, 500, 250)
-  if arg == "smoke":
+  if arg in ("smoke", "pixel_smoke"):
     c.optim.warmup_steps = 0
     c.train.num_steps = 20
     c.train.batch_size = 8

@@ -6,8 +6,9 @@ import pytest
 
 from cm_jax import nn
 from cm_jax.train import objective
-from configs import (cd_cifar10, cd_digits, cd_toy2d, ct_cifar10, edm_cifar10,
-                     edm_digits, edm_toy2d, ict_cifar10, quickstart, toy2d)
+from configs import (ae_cifar10, ae_digits, cd_cifar10, cd_digits, cd_toy2d,
+                     ct_cifar10, edm_cifar10, edm_digits, edm_toy2d,
+                     ict_cifar10, lcd_cifar10, lcd_digits, quickstart, toy2d)
 
 
 def _num_params(model_config, shape=(32, 32, 3)):
@@ -87,7 +88,13 @@ def test_cd_cifar10_is_the_paper_recipe():
                                         (cd_cifar10, "smoke"),
                                         (quickstart, None), (toy2d, None),
                                         (edm_toy2d, None), (cd_toy2d, None),
-                                        (edm_digits, None), (cd_digits, None)])
+                                        (edm_digits, None), (cd_digits, None),
+                                        (ae_digits, None), (ae_cifar10, "smoke"),
+                                        (edm_digits, "latent"),
+                                        (lcd_digits, None),
+                                        (edm_cifar10, "latent_smoke"),
+                                        (lcd_cifar10, "smoke"),
+                                        (lcd_cifar10, "pixel_smoke")])
 def test_small_configs_resolve(module, arg):
   c = module.get_config(arg) if arg else module.get_config()
   shape = (2,) if c.data.source == "toy2d" else (8, 8, 1)

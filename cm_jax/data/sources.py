@@ -8,6 +8,9 @@
 - tfds: `name`, `split`, `data_dir` through `tfds.data_source`: random access
   to ArrayRecord files, decoded per batch; needs tensorflow-datasets but not
   TensorFlow, and is imported only when used.
+- latents: images encoded once by an autoencoder (`ae_workdir`, a method=ae
+  run, or a plug-in `autoencoder`), cached and scaled to unit variance; see
+  `latents.py`.
 """
 
 import os
@@ -121,11 +124,17 @@ def tfds_source(config: Any) -> TfdsSource:
                     download=config.get("download", False))
 
 
+def latents_source(config: Any) -> Source:
+  from cm_jax.data import latents  # loads a checkpoint: imported when used
+  return latents.latents_source(config)
+
+
 _SOURCES: dict[str, Callable[[Any], Source]] = {
     "digits": digits_source,
     "toy2d": toy2d_source,
     "npz": npz_source,
     "tfds": tfds_source,
+    "latents": latents_source,
 }
 
 

@@ -32,9 +32,11 @@ class Reference:
   description: str
 
 
-def reference_data_config(config):
-  data = config.data.to_dict() if hasattr(config.data, "to_dict") else dict(
-      config.data)
+def reference_data_config(config, data=None):
+  """The reference's data config: ``data`` (e.g. the images a latent source
+  encoded) or ``config.data``, with ``eval.ref_split`` applied."""
+  data = data if data is not None else config.data
+  data = data.to_dict() if hasattr(data, "to_dict") else dict(data)
   if config.eval.ref_split:
     data["split"] = config.eval.ref_split
   return data
@@ -51,7 +53,7 @@ def _describe(data, num):
 
 def _cache_path(data, ref_num):
   identity = {k: data.get(k) for k in sorted(data)
-              if k not in ("random_flip", "download")}
+              if k not in ("random_flip", "download", "prefetch")}
   identity.update(ref_num=ref_num, network="fid-inception-v3-pool3")
   digest = hashlib.sha1(json.dumps(identity, sort_keys=True,
                                    default=str).encode()).hexdigest()[:12]
@@ -68,8 +70,9 @@ def _source_uint8(source, indices):
   return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def reference_stats(config, extractor=None, chunk=5000):
-  """The cached (or newly computed) ``Reference`` of ``config.eval``."""
+def reference_stats(config, extractor=None, chunk=5000, data=None):
+  """The cached (or newly computed) ``Reference`` of ``config.eval``, from
+  ``data`` (a data config; default ``config.data``)."""
   ec = config.eval
   if ec.ref_stats:
     if not os.path.isfile(ec.ref_stats):
@@ -79,7 +82,7 @@ def reference_stats(config, extractor=None, chunk=5000):
           "fid_ref_*.npz.")
     path = ec.ref_stats
   else:
-    data = reference_data_config(config)
+    data = reference_data_config(config, data)
     path = _cache_path(data, ec.ref_num)
   if not os.path.exists(path):
     source = get_source(data)

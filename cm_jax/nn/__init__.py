@@ -7,6 +7,9 @@ x: [B, H, W, C] images (UNet) or [B, D] vectors (MLP); c_noise [B]: the already
 preconditioned noise input (EDM: ¼·ln σ); labels: int32 [B] when num_classes > 0
 (num_classes = null class; None = all null); cond: float32 [B] guidance scale w,
 required iff w_embedding; train switches dropout on.
+
+The autoencoder of latent models (`model.name = "autoencoder"`, method=ae)
+takes the same call and returns (x̂, μ, logvar); see `autoencoder.py`.
 """
 
 import dataclasses
@@ -14,10 +17,11 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cm_jax.nn.autoencoder import KLAutoencoder
 from cm_jax.nn.mlp import MLP
 from cm_jax.nn.unet import UNet
 
-MODELS = {"unet": UNet, "mlp": MLP}
+MODELS = {"unet": UNet, "mlp": MLP, "autoencoder": KLAutoencoder}
 
 
 def model_fields(cls) -> list[str]:

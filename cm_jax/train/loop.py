@@ -12,7 +12,7 @@ from absl import logging
 from clu import parameter_overview
 
 from cm_jax import checkpoint, generate, nn, sharding, teacher, visualize
-from cm_jax.data import DataIterator, get_source
+from cm_jax.data import DataIterator, get_source, latents
 from cm_jax.data.prefetch import Prefetcher
 from cm_jax.evaluation import evaluate as evaluate_lib
 from cm_jax.evaluation import fid
@@ -66,21 +66,40 @@ class Experiment:
 
   @functools.cached_property
   def reference(self):
-    return evaluate_lib.reference_stats(self.config, self.extractor)
+    # Latent sources compare decoded samples with the images they encoded.
+    return evaluate_lib.reference_stats(
+        self.config, self.extractor,
+        data=getattr(self.source, "image_data", None))
+
+  def generate(self, params, num, steps, key, progress=False):
+    """``num`` samples in data space (images in [−1, 1] or 2-D points):
+    latents (data.source=latents) are decoded; an autoencoder (method=ae)
+    reconstructs the first ``num`` examples instead."""
+    config = self.config
+    if config.method == "ae":
+      return latents.reconstruct(self.model, params, self.source, num,
+                                 config.sample.batch_size)
+    samples = generate.generate(self.model, params, config,
+                                self.source.example_shape, num, steps, key,
+                                progress=progress)
+    decode = getattr(self.source, "decode", None)
+    return samples if decode is None else decode(samples)
 
   def evaluate(self, params, num, steps_list, progress=False):
     """FID/KID of ``num`` samples from ``params`` per number of steps:
-    {"fid_1step": …, "kid_1step": …, …} (edm: "fid_ode", …)."""
+    {"fid_1step": …, "kid_1step": …, …} (edm: "fid_ode", …; ae: the
+    reconstructions' "fid_recon", …)."""
     config = self.config
     results = {}
-    for steps in (("ode",) if config.method == "edm" else steps_list):
-      samples = generate.generate(
-          self.model, params, config, self.source.example_shape, num,
-          1 if steps == "ode" else int(steps), jax.random.key(config.eval.seed),
-          progress=progress)
+    fixed = {"edm": ("ode",), "ae": ("recon",)}  # one sampler, no steps
+    for steps in fixed.get(config.method, steps_list):
+      named = steps in fixed.get(config.method, ())
+      samples = self.generate(params, num, 1 if named else int(steps),
+                              jax.random.key(config.eval.seed),
+                              progress=progress)
       if self.source.is_image:
         samples = visualize.to_uint8(samples)
-      suffix = "ode" if steps == "ode" else f"{steps}step"
+      suffix = steps if named else f"{steps}step"
       metrics = evaluate_lib.sample_metrics(samples, self.reference, config,
                                             self.extractor)
       results.update({f"{k}_{suffix}": v for k, v in metrics.items()})
@@ -288,9 +307,8 @@ def _sample_grid(exp, params, step):
   """A one-step sample grid (PNG) from the EMA parameters. Every process
   samples (the program spans all devices); process 0 writes."""
   config = exp.config
-  samples = generate.generate(exp.model, params, config,
-                              exp.source.example_shape, config.sample.grid_size,
-                              1, jax.random.key(config.seed + 1))
+  samples = exp.generate(params, config.sample.grid_size, 1,
+                         jax.random.key(config.seed + 1))
   if jax.process_index() != 0:
     return
   path = generate.save_samples(
@@ -318,14 +336,14 @@ def restore_ema(config, workdir, mesh=None):
 
 def sample(config, workdir, mesh=None):
   """--mode=sample: ``sample.num`` samples in ``sample.steps`` steps from the
-  EMA parameters of the workdir's latest checkpoint."""
+  EMA parameters of the workdir's latest checkpoint (decoded to images for
+  latent data; reconstructions of the data for an autoencoder)."""
   exp, ema, meta = restore_ema(config, workdir, mesh)
   sc = config.sample
-  samples = generate.generate(exp.model, ema, config,
-                              exp.source.example_shape, sc.num, sc.steps,
-                              jax.random.key(sc.seed))
-  prefix = os.path.join(workdir, "samples",
-                        f"samples_{meta['step']}_{sc.steps}step")
+  samples = exp.generate(ema, sc.num, sc.steps, jax.random.key(sc.seed))
+  name = (f"reconstructions_{meta['step']}" if config.method == "ae" else
+          f"samples_{meta['step']}_{sc.steps}step")
+  prefix = os.path.join(workdir, "samples", name)
   generate.save_samples(samples, exp.source.is_image, prefix,
                         exp.reference_points())
   logging.info("Wrote %s.npz and .png (%d samples, %d step(s)).", prefix,

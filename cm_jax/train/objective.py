@@ -1,4 +1,5 @@
-"""From a config to the training objective: CT/iCT, CD, LCD, LCF or the teacher.
+"""From a config to the training objective: CT/iCT, CD, LCD, LCF, the teacher
+or the autoencoder of latent models.
 
 ``make_objective(config, example_shape)`` resolves every named choice once,
 outside jit, through explicit dicts, and returns a pure function
@@ -257,6 +258,38 @@ def _ct(config, example_shape):
                              **_consistency_parts(config, example_shape))
 
 
+@dataclasses.dataclass(frozen=True)
+class AutoencoderLoss:
+  """The KL autoencoder of latent models (LDM §3): d(x, x̂) + β·KL. ``online``
+  is the KLAutoencoder's training pass (its reparametrisation noise comes
+  from the step's dropout key); no target network: μ = 0."""
+
+  metric: Callable
+  kl_weight: float
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, key, step, teacher
+    loss, rec, kl = losses.autoencoder_loss(
+        lambda x: online(x, None), x0, metric=self.metric,
+        kl_weight=self.kl_weight)
+    return loss, {"target_mu": jnp.float32(0.0), "rec": rec.mean(),
+                  "kl": kl.mean()}
+
+
+def _ae(config, example_shape):
+  if config.model.name != "autoencoder":
+    raise ValueError("method=ae trains the KL autoencoder; set "
+                     "--config.model.name=autoencoder.")
+  if config.loss.metric not in ("l1", "l2"):
+    raise ValueError(f"method=ae reconstructs with loss.metric=l1 or l2, got "
+                     f"{config.loss.metric!r}; set --config.loss.metric=l1.")
+  if config.loss.kl_weight < 0:
+    raise ValueError(f"loss.kl_weight must be ≥ 0, got "
+                     f"{config.loss.kl_weight}.")
+  return AutoencoderLoss(metric=make_metric(config.loss, example_shape),
+                         kl_weight=float(config.loss.kl_weight))
+
+
 def _cd(config, example_shape):
   _check_ve(config)
   if config.loss.index_sampling != "uniform":
@@ -313,11 +346,12 @@ def _lcf(config, example_shape):
   return LatentConsistencyFinetuning(**_lcm_parts(config, example_shape))
 
 
-METHODS = {"ct": _ct, "cd": _cd, "edm": _edm, "lcd": _lcd, "lcf": _lcf}
+METHODS = {"ct": _ct, "cd": _cd, "edm": _edm, "lcd": _lcd, "lcf": _lcf,
+           "ae": _ae}
 
 
 def make_objective(config, example_shape):
   """The objective of ``config.method``: ct (CM Alg. 3, iCT), cd (CM Alg. 2),
-  edm (the diffusion teacher, VE or VP), lcd (LCM Alg. 1) or lcf (LCM
-  Alg. 4)."""
+  edm (the diffusion teacher, VE or VP), lcd (LCM Alg. 1), lcf (LCM
+  Alg. 4) or ae (the autoencoder of latent models)."""
   return resolve(METHODS, config.method, "method")(config, example_shape)

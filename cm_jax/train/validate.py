@@ -9,7 +9,8 @@ with a one-line message that says what to change.
 import math
 
 MODEL_INPUTS = {"mlp": (1, "vectors [B, D] (2-D data)"),
-                "unet": (3, "images [B, H, W, C]")}
+                "unet": (3, "images [B, H, W, C]"),
+                "autoencoder": (3, "images [B, H, W, C]")}
 
 
 def check_experiment(config, source):
@@ -34,12 +35,29 @@ def check_experiment(config, source):
           f"{tuple(model.ch_mult)}), so H and W must be multiples of {factor}; "
           f"{data} gives {shape[0]}×{shape[1]}. Shorten --config.model.ch_mult"
           " or resize the data.")
+  if (model.name == "autoencoder") != (config.method == "ae"):
+    raise ValueError(f"method=ae goes with model.name='autoencoder' (and only "
+                     f"it), got method={config.method!r}, model.name="
+                     f"{model.name!r}; fix --config.method or model.name.")
+  if model.name == "autoencoder":
+    _check_autoencoder(model, shape, data)
   _check_labels(model.get("num_classes", 0), source.num_classes, data)
   if config.loss.metric == "lpips" and not (len(shape) == 3 and shape[-1] == 3):
     raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
                      f"gives examples of shape {shape}; set "
                      "--config.loss.metric=l2 (or pseudo_huber).")
   _check_rates(config)
+
+
+def _check_autoencoder(model, shape, data):
+  factor = 2 ** (len(model.get("ch_mult", (1, 2))) - 1)
+  if shape[0] % factor or shape[1] % factor:
+    raise ValueError(f"The autoencoder downsamples by f = {factor} (model."
+                     f"ch_mult={tuple(model.ch_mult)}), but {data} gives "
+                     f"{shape[0]}×{shape[1]}; shorten --config.model.ch_mult.")
+  if model.get("out_channels", 3) != shape[-1]:
+    raise ValueError(f"{data} gives images with {shape[-1]} channel(s); set "
+                     f"--config.model.out_channels={shape[-1]}.")
 
 
 def _check_labels(model_classes, data_classes, data):
