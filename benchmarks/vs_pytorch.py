@@ -10,8 +10,9 @@ and diffusers; both are benchmark-only dependencies), which sizes a diffusers
 ``UNet2DModel`` to that many FLOPs and keeps it warm. Then ``--reps`` rounds,
 each timing ``--steps`` cm_jax steps and ``--steps`` torch steps (the order
 alternating), so that load from elsewhere on the machine falls on both.
-Prints a JSON line per side and one for the ratio, then a table. Reported
-images/s are batch / median step time over all rounds.
+Prints a JSON line per side and one for the ratios, then a table. Reported
+images/s are batch / median step time over all rounds; ``_best`` figures use
+each side's fastest step (on a shared machine the least disturbed one).
 """
 
 import argparse
@@ -98,6 +99,8 @@ def main():
     rows[name] = {
         "case": f"ict_vs_pytorch/{name}", "batch": args.batch,
         "images_per_s": args.batch / step_s, "step_s": step_s,
+        "step_s_min": min(times[name]),
+        "images_per_s_best": args.batch / min(times[name]),
         "step_s_all": times[name], "fwd_gflop_per_image": fwd,
         "fwd_tflops": args.batch * fwd / step_s / 1e3,
         "device": bench.device_name()}
@@ -110,12 +113,17 @@ def main():
       "torch")})
   ratio = rows["cm_jax"]["images_per_s"] / rows["torch"]["images_per_s"]
   flop_ratio = rows["cm_jax"]["fwd_tflops"] / rows["torch"]["fwd_tflops"]
+  # The fastest step of each: what each side does when least disturbed.
+  best_ratio = (rows["cm_jax"]["images_per_s_best"]
+                / rows["torch"]["images_per_s_best"])
   for r in rows.values():
     print(json.dumps(r), flush=True)
   print(json.dumps({"case": "ict_vs_pytorch/ratio",
                     "images_per_s_ratio": ratio,
+                    "images_per_s_ratio_best": best_ratio,
                     "flop_rate_ratio": flop_ratio, "target": 1.2}))
   print(f"\n{'side':8s} {'batch':>5s} {'img/s':>8s} {'step s':>8s} "
+        f"{'min s':>7s} "
         f"{'fwd GFLOP/img':>13s} {'fwd TFLOP/s':>11s}  network")
   nets = {"cm_jax": f"NCSN++ ch {args.ch} mult ({args.ch_mult}) "
                     f"blocks {args.num_res_blocks}, "
@@ -125,10 +133,12 @@ def main():
                    f"{peer.info['params'] / 1e6:.2f}M params"}
   for name, r in rows.items():
     print(f"{name:8s} {r['batch']:5d} {r['images_per_s']:8.2f} "
-          f"{r['step_s']:8.3f} {r['fwd_gflop_per_image']:13.3f} "
+          f"{r['step_s']:8.3f} {r['step_s_min']:7.3f} "
+          f"{r['fwd_gflop_per_image']:13.3f} "
           f"{r['fwd_tflops']:11.4f}  {nets[name]}")
-  print(f"cm_jax / torch images/s: {ratio:.2f}× (target ≥ 1.2×); FLOP-rate "
-        f"ratio {flop_ratio:.2f}×; {args.reps} interleaved rounds of "
+  print(f"cm_jax / torch images/s: {ratio:.2f}× median, {best_ratio:.2f}× "
+        f"fastest step (target ≥ 1.2×); FLOP-rate ratio {flop_ratio:.2f}×; "
+        f"{args.reps} interleaved rounds of "
         f"{args.steps} steps; device: {bench.device_name()}")
 
 
