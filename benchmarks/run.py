@@ -103,42 +103,58 @@ def row(case, what, batch, step_s, compile_s, gflop_step=None, **extra):
           "device": device_name(), **extra}
 
 
-def bench_train(case, config, example_shape, batch, steps):
-  mesh = sharding.make_mesh()
-  model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
-  init = lambda: init_state(model, tx, example_shape, 0)
-  state_sharding = state_shardings(jax.eval_shape(init), mesh,
-                                   config.train.param_sharding)
-  state = jax.jit(init, out_shardings=state_sharding)()
-  step = jit_train_step(
-      state_sharding, sharding.batch_sharding(mesh), None, model=model, tx=tx,
-      objective=objective.make_objective(config, example_shape),
-      lr_schedule=optim.learning_rate_schedule(config.optim),
-      ema_decay=config.train.ema_decay)
-  x = jax.device_put(
-      jax.random.uniform(jax.random.key(0), (batch, *example_shape),
-                         minval=-1, maxval=1), sharding.batch_sharding(mesh))
-  # The step donates its state: time it on a fresh copy each call.
-  start = time.perf_counter()
-  compiled = step.lower(state, {"x": x}, None).compile()
-  compile_s = time.perf_counter() - start
-  state, metrics = compiled(state, {"x": x}, None)
-  jax.block_until_ready(metrics)
-  times = []
-  for _ in range(steps):
+class TrainRunner:
+  """The compiled train step of ``config`` on a synthetic batch, holding its
+  (donated) state: ``run(steps)`` → the step times in seconds. Attributes:
+  compile_s, gflop_step (XLA's count for one step), fwd_gflop_per_image,
+  num_params."""
+
+  def __init__(self, config, example_shape, batch):
+    mesh = sharding.make_mesh()
+    model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
+    init = lambda: init_state(model, tx, example_shape, 0)
+    state_sharding = state_shardings(jax.eval_shape(init), mesh,
+                                     config.train.param_sharding)
+    state = jax.jit(init, out_shardings=state_sharding)()
+    step = jit_train_step(
+        state_sharding, sharding.batch_sharding(mesh), None, model=model,
+        tx=tx, objective=objective.make_objective(config, example_shape),
+        lr_schedule=optim.learning_rate_schedule(config.optim),
+        ema_decay=config.train.ema_decay)
+    self.batch = {"x": jax.device_put(
+        jax.random.uniform(jax.random.key(0), (batch, *example_shape),
+                           minval=-1, maxval=1),
+        sharding.batch_sharding(mesh))}
     start = time.perf_counter()
-    state, metrics = compiled(state, {"x": x}, None)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - start)
-  gflop = flops(compiled)
-  return row(case, "train", batch, statistics.median(times), compile_s,
-             gflop and gflop / 1e9,
-             fwd_gflop_per_image=forward_gflop_per_image(
-                 model, example_shape, state.online, min(batch, 8)),
+    self.compiled = step.lower(state, self.batch, None).compile()
+    self.compile_s = time.perf_counter() - start
+    gflop = flops(self.compiled)
+    self.gflop_step = gflop and gflop / 1e9
+    self.fwd_gflop_per_image = forward_gflop_per_image(
+        model, example_shape, state.online, min(batch, 8))
+    self.num_params = int(sum(p.size for p in jax.tree.leaves(state.online)))
+    self.state = state
+    self.run(1)  # warm-up
+
+  def run(self, steps):
+    # The step donates its state: each call gets the previous call's output.
+    times = []
+    for _ in range(steps):
+      start = time.perf_counter()
+      self.state, metrics = self.compiled(self.state, self.batch, None)
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_train(case, config, example_shape, batch, steps):
+  runner = TrainRunner(config, example_shape, batch)
+  return row(case, "train", batch, statistics.median(runner.run(steps)),
+             runner.compile_s, runner.gflop_step,
+             fwd_gflop_per_image=runner.fwd_gflop_per_image,
              dtype=config.model.dtype,
              param_sharding=config.train.param_sharding,
-             num_params=int(sum(p.size for p in jax.tree.leaves(
-                 state.online))))
+             num_params=runner.num_params)
 
 
 def bench_sample(case, config, example_shape, batch, steps):

@@ -11,6 +11,9 @@ match ``--target_gflop`` (printed by benchmarks/vs_pytorch.py).
     python benchmarks/torch_peer.py --target_gflop 0.154 --batch 8
 
 Prints one JSON line: images_per_s, step_s, fwd_gflop_per_image, params.
+With ``--serve`` it prints that line (from the warm-up) and then, for each
+line ``n`` read from stdin, runs n steps and prints {"times": [...]}: the
+interleaved driver benchmarks/vs_pytorch.py keeps one warm peer this way.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -80,6 +84,8 @@ def main():
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--num_scales", type=int, default=11)
+  parser.add_argument("--serve", action="store_true",
+                      help="after warm-up, run n steps per stdin line n")
   args = parser.parse_args()
   torch.set_num_threads(os.cpu_count())
   torch.manual_seed(0)
@@ -96,13 +102,18 @@ def main():
   probs = cdf[1:] - cdf[:-1]
   huber_c = 0.00054 * math.sqrt(3 * 32 * 32)
   x = torch.rand(args.batch, 3, 32, 32) * 2 - 1
-  for _ in range(2):  # warm-up
-    ict_step(model, opt, x, sigmas, probs, huber_c)
-  times = []
-  for _ in range(args.steps):
-    start = time.perf_counter()
-    ict_step(model, opt, x, sigmas, probs, huber_c)
-    times.append(time.perf_counter() - start)
+  step = lambda: ict_step(model, opt, x, sigmas, probs, huber_c)
+
+  def run(steps):
+    times = []
+    for _ in range(steps):
+      start = time.perf_counter()
+      step()
+      times.append(time.perf_counter() - start)
+    return times
+
+  run(2)  # warm-up
+  times = run(1 if args.serve else args.steps)
   step_s = statistics.median(times)
   print(json.dumps({
       "case": "torch_ict_unet2d", "batch": args.batch,
@@ -110,7 +121,11 @@ def main():
       "fwd_gflop_per_image": gflop, "block_out_channels": [width, 2 * width],
       "layers_per_block": layers,
       "params": sum(p.numel() for p in model.parameters()),
-      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+      "threads": torch.get_num_threads(), "torch": torch.__version__}),
+        flush=True)
+  if args.serve:
+    for line in sys.stdin:
+      print(json.dumps({"times": run(int(line))}), flush=True)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,33 @@ def test_apply_traces_once():
 
   for seed in (0, 1):
     forward(params, *inputs(IMAGE, seed))
+
+
+@pytest.mark.parametrize("filt", [(1, 1), (1, 3, 3, 1), (1, 2, 1)])
+def test_resample_matches_the_depthwise_conv(filt):
+  """The slice-based FIR resampling equals EDM's depthwise (transposed) conv,
+  values and gradients, up and down, on even and odd sizes."""
+  from cm_jax.nn import unet  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def outputs_and_grads(xs):
+    """{(fn, shape, direction): (y, the vjp of a fixed cotangent)}."""
+    result = {}
+    for x in xs:
+      for direction in ("down", "up"):
+        for name, fn in (("fast", unet.resample),
+                         ("conv", unet._resample_conv)):
+          y, vjp = jax.vjp(lambda x: fn(x, filt, direction), x)
+          cotangent = jnp.sin(jnp.arange(y.size).reshape(y.shape))
+          result[name, x.shape, direction] = y, vjp(cotangent)[0]
+    return result
+
+  xs = [jax.random.normal(jax.random.key(0), s)
+        for s in [(2, 8, 8, 3), (1, 7, 5, 2)]]
+  result = outputs_and_grads(xs)
+  for (name, shape, direction), (y, grad) in result.items():
+    if name == "fast":
+      y_conv, grad_conv = result["conv", shape, direction]
+      assert y.shape == y_conv.shape
+      np.testing.assert_allclose(y, y_conv, atol=1e-6)
+      np.testing.assert_allclose(grad, grad_conv, atol=1e-5)

@@ -36,7 +36,62 @@ def resample(x, filt, direction):
   EDM `Conv2d` with kernel 0 (depthwise, normalised kernel): "down" is a
   stride-2 filter, "up" its transposed conv with the kernel × 4. With
   filt = (1, 1) these are 2×2 average pooling and nearest upsampling.
+  Computed per axis as sums of shifted (strided) slices, which XLA fuses
+  into one loop: the same numbers as the depthwise conv (``_resample_conv``)
+  up to float rounding, several times faster on CPU, forward and backward.
   """
+  if direction not in ("down", "up"):
+    return x
+  f = np.asarray(filt, np.float64)
+  f = f / f.sum()
+  one_axis = _fir_down if direction == "down" else _fir_up
+  return one_axis(one_axis(x, f, 1), f, 2)
+
+
+def _fir_down(x, f, axis):
+  """y[i] = Σ_k f[k]·x[2i + k − p] along ``axis`` (zero padding p)."""
+  size, pad = len(f), (len(f) - 1) // 2
+  n_out = (x.shape[axis] + 2 * pad - size) // 2 + 1
+  xp = _pad(x, axis, pad, pad)
+  return sum(float(f[k]) * jax.lax.slice_in_dim(
+      xp, k, k + 2 * (n_out - 1) + 1, stride=2, axis=axis)
+             for k in range(size))
+
+
+def _fir_up(x, f, axis):
+  """The transpose of ``_fir_down`` × 2 per axis: the conv of the 2×
+  zero-upsampled x with 2f (padding size − 1 − p), phase by phase:
+  y[2i + r] = Σ_{k: r + k − e even} 2f[k]·x[i + (r + k − e)/2]."""
+  size, pad, n = len(f), (len(f) - 1) // 2, x.shape[axis]
+  edge = size - 1 - pad
+  n_out = 2 * n + 2 * edge - size
+  phases = []
+  for r in (0, 1):
+    m = (n_out - r + 1) // 2
+    taps = [(k, (r + k - edge) // 2) for k in range(size)
+            if (r + k - edge) % 2 == 0]
+    lo = max(0, -min(o for _, o in taps))
+    hi = max(0, m - 1 + max(o for _, o in taps) - (n - 1))
+    xp = _pad(x, axis, lo, hi)
+    phases.append(sum(2.0 * float(f[k]) * jax.lax.slice_in_dim(
+        xp, o + lo, o + lo + m, axis=axis) for k, o in taps))
+  if phases[1].shape[axis] < phases[0].shape[axis]:  # odd n_out
+    phases[1] = _pad(phases[1], axis, 0, 1)
+  y = jnp.stack(phases, axis=axis + 1)
+  y = y.reshape(x.shape[:axis] + (2 * phases[0].shape[axis],)
+                + x.shape[axis + 1:])
+  return jax.lax.slice_in_dim(y, 0, n_out, axis=axis)
+
+
+def _pad(x, axis, lo, hi):
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (lo, hi)
+  return jnp.pad(x, widths) if lo or hi else x
+
+
+def _resample_conv(x, filt, direction):
+  """``resample`` as EDM writes it, a depthwise (transposed) conv; the
+  reference the tests hold ``resample`` to."""
   f = np.asarray(filt, np.float32)
   k = np.outer(f, f) / f.sum() ** 2
   size, pad, ch = len(f), (len(f) - 1) // 2, x.shape[-1]
