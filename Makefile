@@ -23,8 +23,9 @@ $(STAMP): setup.py Makefile
 quickstart: $(STAMP)
 	$(PY) launch.py --config=configs/quickstart.py --workdir=runs/quickstart
 
+# Two workers (pytest-xdist), one per core: the suite is compile-bound.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 clean:
 	rm -rf $(VENV)
