@@ -26,15 +26,7 @@ def get_config(arg=None):
   c.train.ema_decay = 0.9999
   c.eval.num = 10_000
   if arg == "smoke":  # CPU size, on the shipped 4,000-image subset
-    c.data.source = "npz"
-    c.data.path = base.SHARED_CIFAR10_SUBSET
     c.model.ch = 16
     c.model.num_res_blocks = 1
-    c.train.num_steps = 20
-    c.train.batch_size = 8
-    c.train.log_every = 5
-    c.train.checkpoint_every = 10
-    c.train.sample_every = 20
-    c.sample.grid_size = 16
-    c.sample.num = 16
+    base.set_smoke_schedule(c)
   return c

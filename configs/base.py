@@ -193,14 +193,21 @@ def set_ncsnpp(c, fourier_scale, dropout):
 
 def shrink_for_smoke(c):
   """`:smoke`: the same recipe at CPU size, on the shipped CIFAR-10 subset."""
-  c.data.source = "npz"
-  c.data.path = SHARED_CIFAR10_SUBSET
   c.model.ch = 16
   c.model.ch_mult = (1, 2)
   c.model.num_res_blocks = 1
   c.model.attn_resolutions = ()
   c.model.dropout = 0.0
   c.optim.warmup_steps = 0
+  set_smoke_schedule(c)
+  if c.loss.metric == "lpips":  # needs a weights file; smoke runs without one
+    c.loss.metric = "l2"
+
+
+def set_smoke_schedule(c):
+  """`:smoke` run length: 20 steps of 8 on the shipped CIFAR-10 subset."""
+  c.data.source = "npz"
+  c.data.path = SHARED_CIFAR10_SUBSET
   c.train.num_steps = 20
   c.train.batch_size = 8
   c.train.log_every = 5
@@ -208,8 +215,6 @@ def shrink_for_smoke(c):
   c.train.sample_every = 20
   c.sample.grid_size = 16
   c.sample.num = 16
-  if c.loss.metric == "lpips":  # needs a weights file; smoke runs without one
-    c.loss.metric = "l2"
 
 
 def check_arg(arg):
