@@ -110,6 +110,25 @@ def _warn_unreadable(manager, step, older, error):
   return text
 
 
+def read_run(workdir, flag, methods, train_hint):
+  """(manager, meta) of the latest finished checkpoint of another run that
+  this one builds on (a teacher, an autoencoder), whose method must be one of
+  ``methods``; one-line errors name the config ``flag`` to fix."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    raise FileNotFoundError(
+        f"No checkpoints in {checkpoint_dir(workdir)}; train {train_hint} "
+        f"first or fix --config.{flag}.")
+  manager = make_manager(workdir)
+  meta = read_meta(manager)
+  if meta is None:
+    raise FileNotFoundError(f"{workdir} has no finished checkpoint yet.")
+  method = meta["config"].get("method")
+  if method not in methods:
+    raise ValueError(f"{flag}={workdir} holds a method={method!r} run; it "
+                     f"must be a run of method={' or '.join(methods)}.")
+  return manager, meta
+
+
 def read_meta(manager, step=None):
   """The JSON meta of the latest (or given) step, or None if there is none."""
   step = manager.latest_step() if step is None else step

@@ -35,19 +35,8 @@ def load_teacher(config, mesh, example_shape):
     raise ValueError(f"method={config.method} needs {what}: set "
                      "--config.teacher.workdir=DIR (a run of an "
                      f"{'|'.join(wanted)}_* config).")
-  if not os.path.isdir(checkpoint.checkpoint_dir(workdir)):
-    raise FileNotFoundError(
-        f"No checkpoints in {checkpoint.checkpoint_dir(workdir)}; train the "
-        "teacher first or fix --config.teacher.workdir.")
-  manager = checkpoint.make_manager(workdir)
-  meta = checkpoint.read_meta(manager)
-  if meta is None:
-    raise FileNotFoundError(f"{workdir} has no finished checkpoint yet.")
-  if meta["config"].get("method") not in wanted:
-    raise ValueError(f"teacher.workdir={workdir} holds a method="
-                     f"{meta['config'].get('method')!r} run; method="
-                     f"{config.method} needs a run of method="
-                     f"{' or '.join(wanted)}.")
+  manager, meta = checkpoint.read_run(workdir, "teacher.workdir", wanted,
+                                      "the teacher")
   if config.method in ("lcd", "lcf"):
     _check_same_process(meta["config"], config, workdir)
   _check_same_latents(meta["config"].get("data", {}), config.data, workdir)

@@ -87,18 +87,8 @@ def load_autoencoder(workdir, mesh=None):
     raise ValueError("data.source=latents needs an autoencoder: set "
                      "--config.data.ae_workdir=DIR (a run of configs/ae_*.py)"
                      " or --config.data.autoencoder=pkg.module:fn.")
-  if not os.path.isdir(checkpoint.checkpoint_dir(workdir)):
-    raise FileNotFoundError(
-        f"No checkpoints in {checkpoint.checkpoint_dir(workdir)}; train the "
-        "autoencoder first (configs/ae_*.py) or fix --config.data.ae_workdir.")
-  manager = checkpoint.make_manager(workdir)
-  meta = checkpoint.read_meta(manager)
-  if meta is None:
-    raise FileNotFoundError(f"{workdir} has no finished checkpoint yet.")
-  if meta["config"].get("method") != "ae":
-    raise ValueError(f"data.ae_workdir={workdir} holds a method="
-                     f"{meta['config'].get('method')!r} run; it must be a run "
-                     "of method=ae (configs/ae_*.py).")
+  manager, meta = checkpoint.read_run(workdir, "data.ae_workdir", ("ae",),
+                                      "the autoencoder (configs/ae_*.py)")
   # One local device: encoding once and decoding samples are small jobs, and
   # each host encodes alone.
   mesh = sharding.make_mesh(jax.local_devices()[:1]) if mesh is None else mesh
