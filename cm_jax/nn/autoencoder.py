@@ -50,10 +50,10 @@ class ResBlock(nn.Module):
   def __call__(self, x):
     conv = lambda ch, k, name: nn.Conv(ch, (k, k), kernel_init=XAVIER,
                                        dtype=self.dtype, name=name)
-    h = conv(self.out_ch, 3, "conv0")(nn.silu(group_norm(x, self.dtype,
-                                                         "norm0")))
-    h = conv(self.out_ch, 3, "conv1")(nn.silu(group_norm(h, self.dtype,
-                                                         "norm1")))
+    h = conv(self.out_ch, 3, "conv0")(group_norm(x, self.dtype, "norm0",
+                                                 silu=True))
+    h = conv(self.out_ch, 3, "conv1")(group_norm(h, self.dtype, "norm1",
+                                                 silu=True))
     if x.shape[-1] != self.out_ch:
       x = conv(self.out_ch, 1, "skip")(x)
     return x + h
@@ -79,7 +79,7 @@ class Encoder(nn.Module):
       for i in range(self.num_res_blocks):
         h = ResBlock(self.ch * mult, self.dtype, name=f"block{level}_{i}")(h)
     h = ResBlock(h.shape[-1], self.dtype, name="mid")(h)
-    h = nn.silu(group_norm(h, self.dtype, "out_norm"))
+    h = group_norm(h, self.dtype, "out_norm", silu=True)
     moments = nn.Conv(2 * self.z_channels, (3, 3), kernel_init=XAVIER,
                       dtype=self.dtype, name="out_conv")(h)
     mean, logvar = jnp.split(moments.astype(jnp.float32), 2, axis=-1)
@@ -108,7 +108,7 @@ class Decoder(nn.Module):
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
         h = nn.Conv(h.shape[-1], (3, 3), kernel_init=XAVIER, dtype=self.dtype,
                     name=f"up{level}")(h)
-    h = nn.silu(group_norm(h, self.dtype, "out_norm"))
+    h = group_norm(h, self.dtype, "out_norm", silu=True)
     out = nn.Conv(self.out_channels, (3, 3), kernel_init=XAVIER,
                   dtype=self.dtype, name="out_conv")(h)
     return out.astype(jnp.float32)

@@ -24,6 +24,7 @@ import flax.linen as nn
 import numpy as np
 
 from cm_jax.nn.embeddings import ConditionEmbedding
+from cm_jax.nn.group_norm import GroupNorm
 
 XAVIER = nn.initializers.xavier_uniform()
 NEAR_ZERO = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")  # EDM init_zero
@@ -107,9 +108,9 @@ def _resample_conv(x, filt, direction):
   return x
 
 
-def group_norm(x, dtype, name):
-  return nn.GroupNorm(num_groups=min(32, x.shape[-1] // 4), epsilon=1e-6,
-                      dtype=dtype, name=name)(x)
+def group_norm(x, dtype, name, silu=False):
+  """GroupNorm with min(32, C/4) groups and eps 1e-6 (then SiLU if ``silu``)."""
+  return GroupNorm(min(32, x.shape[-1] // 4), 1e-6, silu, dtype, name=name)(x)
 
 
 class SelfAttention(nn.Module):
@@ -144,11 +145,11 @@ class ResBlock(nn.Module):
   def __call__(self, x, emb, train):
     conv = lambda ch, size, init, name: nn.Conv(
         ch, (size, size), kernel_init=init, dtype=self.dtype, name=name)
-    h = nn.silu(group_norm(x, self.dtype, "norm0"))
+    h = group_norm(x, self.dtype, "norm0", silu=True)
     h = conv(self.out_ch, 3, XAVIER, "conv0")(resample(h, self.resample_filter, self.resample))
     h += nn.Dense(self.out_ch, kernel_init=XAVIER, dtype=self.dtype,
                   name="affine")(emb)[:, None, None, :]
-    h = nn.silu(group_norm(h, self.dtype, "norm1"))
+    h = group_norm(h, self.dtype, "norm1", silu=True)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv(self.out_ch, 3, NEAR_ZERO, "conv1")(h)
     if self.resample or x.shape[-1] != self.out_ch:
@@ -193,7 +194,7 @@ class UNet(nn.Module):
     emb = nn.silu(emb)
     h, skips = self._encoder(x.astype(self.dtype), emb, train)
     h = self._decoder(h, skips, emb, train, x.shape[1])
-    h = nn.silu(group_norm(h, self.dtype, "out_norm"))
+    h = group_norm(h, self.dtype, "out_norm", silu=True)
     out = nn.Conv(self.out_channels or x.shape[-1], (3, 3), kernel_init=NEAR_ZERO,
                   dtype=self.dtype, name="out_conv")(h)
     return out.astype(jnp.float32)
