@@ -27,6 +27,9 @@ ITEMS = ARRAY_ITEMS + ("meta",)
 # in them that do not change the parameters.
 ARCHITECTURE_GROUPS = ("model",)
 NOT_ARCHITECTURE = ("dropout", "dtype")
+# Fields added to a group after checkpoints were written, with the value that
+# a config lacking them (an older checkpoint's, the autoencoder's) implies.
+IMPLIED = {"model": {"context_dim": 0}}
 
 
 def checkpoint_dir(workdir):
@@ -148,7 +151,9 @@ def restore(manager, abstract, step):
 
 def config_differences(saved_config, config, group):
   """["group.field: old there, new now", …] between a saved and a live config."""
-  old, new = saved_config.get(group, {}), json.loads(config[group].to_json())
+  implied = IMPLIED.get(group, {})
+  old = {**implied, **saved_config.get(group, {})}
+  new = {**implied, **json.loads(config[group].to_json())}
   keys = sorted((set(old) | set(new)) - set(NOT_ARCHITECTURE))
   return [f"{group}.{k}: {old.get(k)!r} there, {new.get(k)!r} now"
           for k in keys if old.get(k) != new.get(k)]

@@ -1,6 +1,6 @@
 """Sampling from a trained consistency model (one step, CM Alg. 1, LCM Alg. 3)
-or from a diffusion teacher (EDM's Heun or DDIM), with class labels and
-classifier-free guidance."""
+or from a diffusion teacher (EDM's Heun or DDIM), with class labels, context
+vectors and classifier-free guidance."""
 
 import functools
 import os
@@ -71,15 +71,60 @@ def class_labels(num_classes, requested, start, num):
   return jnp.asarray(np.resize(np.roll(requested, -start), num), jnp.int32)
 
 
+def sample_contexts(context_dim, path, source, num):
+  """The context vectors [M, D] that samples 0, 1, … cycle through, for a
+  model with ``context_dim`` > 0 (None otherwise): the array "context" of the
+  .npz at ``path`` (``sample.context``), or, when ``path`` is empty, the
+  contexts of the data source's first ``num`` examples, so sample i is
+  conditioned as data example i (mod N) is."""
+  if not context_dim:
+    return None
+  if path:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"sample.context file {path!r} not found; set "
+                              "--config.sample.context=/path/to/context.npz "
+                              "(array \"context\" [N, D]) or \"\" for the "
+                              "data's contexts.")
+    with np.load(path, allow_pickle=False) as f:
+      if "context" not in f:
+        raise ValueError(f"{path} has no array \"context\" (it has "
+                         f"{', '.join(f.files)}); save it as "
+                         "np.savez(path, context=array [N, D]).")
+      contexts = np.asarray(f["context"], np.float32)
+    where = f"sample.context={path!r}"
+  else:
+    n = min(num, source.num_examples)
+    contexts = source.get(np.arange(n)).get("context")
+    if contexts is None:
+      raise ValueError(f"model.context_dim={context_dim}, but the data have no"
+                       " contexts to sample with; set --config.sample.context="
+                       "/path/to/context.npz (array \"context\" [N, D]).")
+    where = "the data source"
+  if contexts.ndim != 2 or contexts.shape[1] != context_dim or not len(contexts):
+    raise ValueError(f"Contexts from {where} must be [N, {context_dim}] "
+                     f"(model.context_dim), got {list(contexts.shape)}.")
+  return contexts
+
+
+def cycled(contexts, start, num):
+  """Rows start … start + num − 1 of ``contexts`` taken cyclically (as
+  ``class_labels`` cycles labels); None stays None."""
+  if contexts is None:
+    return None
+  return jnp.asarray(contexts[(start + np.arange(num)) % len(contexts)])
+
+
 def make_sampler(model, diffusion, batch_shape, ts):
-  """jit-compiled (params, key, labels, w=None) → samples [batch_shape]: a
-  consistency model in one step from T (``ts`` empty) or CM Alg. 1 through
-  ``ts`` (LCM Alg. 3 for the VP process). ``diffusion`` is a noise process
-  (``cm_jax.processes``); ``w`` [B] is the guidance-scale input of an LCM."""
+  """jit-compiled (params, key, labels, w=None, context=None) → samples
+  [batch_shape]: a consistency model in one step from T (``ts`` empty) or CM
+  Alg. 1 through ``ts`` (LCM Alg. 3 for the VP process). ``diffusion`` is a
+  noise process (``cm_jax.processes``); ``w`` [B] is the guidance-scale input
+  of an LCM; ``context`` [B, D] the per-example context."""
   t_max = diffusion.t_max
 
-  def run(params, key, labels, w=None):
-    net = functools.partial(network(model, params, labels), cond=w)
+  def run(params, key, labels, w=None, context=None):
+    net = functools.partial(network(model, params, labels, context=context),
+                            w=w)
     f = diffusion.consistency_fn(net)
     if isinstance(diffusion, processes.VP):
       return samplers.process_multistep(f, key, batch_shape, jnp.asarray(ts),
@@ -93,14 +138,17 @@ def make_sampler(model, diffusion, batch_shape, ts):
 
 
 def make_ode_sampler(model, diffusion, batch_shape, num_steps, solver):
-  """jit-compiled (params, key, labels, w=None) → samples of the diffusion
-  teacher: EDM's deterministic sampler over a ``num_steps``-point grid (EDM
-  Alg. 1), or DDIM over ``num_steps`` DDPM steps for the VP process. With
-  ``w`` [B], classifier-free guidance D̃ = (1 + w)·D(·, c) − w·D(·, ∅)."""
+  """jit-compiled (params, key, labels, w=None, context=None) → samples of
+  the diffusion teacher: EDM's deterministic sampler over a
+  ``num_steps``-point grid (EDM Alg. 1), or DDIM over ``num_steps`` DDPM
+  steps for the VP process. With ``w`` [B], classifier-free guidance
+  D̃ = (1 + w)·D(·, c) − w·D(·, ∅), c = (labels, context), ∅ = (the null
+  label, the zero context)."""
   sigmas = diffusion.grid(num_steps)[::-1]
 
-  def run(params, key, labels, w=None):
-    denoiser = diffusion.denoiser(network(model, params, labels))
+  def run(params, key, labels, w=None, context=None):
+    denoiser = diffusion.denoiser(network(model, params, labels,
+                                          context=context))
     if w is not None:
       denoiser = solvers.guided_denoiser(
           denoiser, diffusion.denoiser(network(model, params, None)), w)
@@ -120,21 +168,24 @@ def _guidance(config, model, batch):
     return jnp.full((batch,), w, jnp.float32)
   if w == 0.0:
     return None
-  if config.method != "edm" or not getattr(model, "num_classes", 0):
-    raise ValueError(f"sample.guidance={w} needs a class-conditional diffusion "
-                     "teacher (method=edm, model.num_classes > 0) or an LCM "
-                     "with model.w_embedding=True; set "
-                     "--config.sample.guidance=0.")
+  conditional = (getattr(model, "num_classes", 0)
+                 or getattr(model, "context_dim", 0))
+  if config.method != "edm" or not conditional:
+    raise ValueError(f"sample.guidance={w} needs a conditional diffusion "
+                     "teacher (method=edm, model.num_classes > 0 or "
+                     "model.context_dim > 0) or an LCM with "
+                     "model.w_embedding=True; set --config.sample.guidance=0.")
   return jnp.full((batch,), w, jnp.float32)
 
 
 def generate(model, params, config, example_shape, num, steps, key,
-             progress=False):
+             progress=False, contexts=None):
   """``num`` samples (float, model space) in batches of ``sample.batch_size``.
 
   Consistency models use ``steps`` (1 or CM Alg. 1); a diffusion teacher
   (method=edm) uses its ODE sampler with ``sample.ode_steps``. Labels follow
-  ``sample.labels``; ``sample.guidance`` is w (CFG for a teacher, the w input
+  ``sample.labels``; ``contexts`` [M, D] (``sample_contexts``) are cycled
+  over the samples; ``sample.guidance`` is w (CFG for a teacher, the w input
   of an LCM). ``progress`` logs a progress bar (e.g. 50k samples for FID).
   """
   batch = min(config.sample.batch_size, num)
@@ -154,10 +205,17 @@ def generate(model, params, config, example_shape, num, steps, key,
     labels = class_labels(num_classes, config.sample.get("labels", ()),
                           i * batch, batch)
     out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels,
-                                  w)))
+                                  w, cycled(contexts, i * batch, batch))))
     if bar:
       bar.update(min((i + 1) * batch, num))
   return np.concatenate(out)[:num]
+
+
+def guidance_suffix(sample_config):
+  """"_w<w>" for sample files drawn at guidance w ≠ 0 (runs at several w do
+  not overwrite each other), "" when unguided."""
+  w = float(sample_config.get("guidance", 0.0))
+  return f"_w{w}" if w else ""
 
 
 def save_samples(samples, is_image, path_prefix, reference=None):

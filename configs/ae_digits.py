@@ -18,6 +18,7 @@ def set_autoencoder(c, ch, ch_mult, z_channels, out_channels):
   Adam; no target network (μ = 0)."""
   c.method = "ae"
   c.model.name = "autoencoder"
+  del c.model.context_dim  # the autoencoder takes no conditioning
   c.model.ch = ch
   c.model.ch_mult = ch_mult  # f = 2^(len − 1)
   c.model.num_res_blocks = 1

@@ -43,6 +43,8 @@ def get_base_config():
   #                        autoencoder (method=ae).
   c.model.dtype = "float32"  # Compute dtype; "bfloat16" = mixed precision
   #                            (params, optimizer, loss and EMA stay float32).
+  c.model.context_dim = 0  # D > 0: condition on the batch's "context" [B, D]
+  #                          (any embedding vector per example; zeros = null).
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.sigma_min = 0.002  # ε = σ_min: f(x, ε) = x (CM eq. 5).
@@ -65,7 +67,7 @@ def get_base_config():
   c.lcm.w_min = 2.0  # lcd, lcf: w ~ U[w_min, w_max] (LCM paper: [2, 14]).
   c.lcm.w_max = 14.0
   c.cfg = ml_collections.ConfigDict()
-  c.cfg.label_dropout = 0.1  # edm with num_classes > 0: p(label → null) for CFG.
+  c.cfg.label_dropout = 0.1  # edm, conditional: p(label → null, context → 0) for CFG.
 
   c.curriculum = ml_collections.ConfigDict()
   c.curriculum.name = "ict"  # ict (doubling, iCT) | ct (CM's √ schedule) | fixed.
@@ -126,6 +128,9 @@ def get_base_config():
   c.sample.labels = ()  # Class-conditional: labels cycled; () = all in turn;
   #                       num_classes = the null class.
   c.sample.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
+  #                           w ≠ 0 names sample files …_w<w> (grid, npz, png).
+  c.sample.context = ""  # model.context_dim > 0: .npz with "context" [N, D],
+  #                        cycled; "" = the data's first examples' contexts.
 
   # FID/KID (cm_jax.evaluation; pytorch-fid protocol on the 2015 Inception).
   c.eval = ml_collections.ConfigDict()

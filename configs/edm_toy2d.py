@@ -11,6 +11,15 @@ guidance), on a 4-mode mixture whose classes (modes) overlap:
   python launch.py --config=configs/edm_toy2d.py:cond --workdir=runs/edm_toy2d_cond
   python launch.py --config=configs/edm_toy2d.py:cond --workdir=runs/edm_toy2d_cond \\
       --mode=sample --config.sample.guidance=2   # DDIM, 50 steps, CFG w = 2
+
+``:context`` is the same teacher conditioned on a context vector instead of a
+label: each mode has a fixed random unit vector in 8-D (plus noise of std
+0.1 per example), and the MLP sees only that vector (model.context_dim = 8,
+no label embedding), as a text-conditioned model sees a text embedding:
+
+  python launch.py --config=configs/edm_toy2d.py:context --workdir=runs/edm_toy2d_context
+  python launch.py --config=configs/edm_toy2d.py:context --workdir=runs/edm_toy2d_context \\
+      --mode=sample --config.sample.guidance=2   # contexts of the first examples
 """
 
 from configs import toy2d
@@ -27,9 +36,19 @@ def set_class_conditional_toy(c):
   c.sample.ts = ()  # DDPM steps evenly spaced
 
 
+def set_context_conditional_toy(c, dim=8, noise=0.1):
+  """The class-conditional toy with the class given only as a context vector
+  (mode k's random unit vector in ``dim`` dimensions + N(0, noise²·I))."""
+  set_class_conditional_toy(c)
+  c.data.context_dim = dim
+  c.data.context_noise = noise
+  c.model.num_classes = 0  # no label embedding: the class is in the context
+  c.model.context_dim = dim
+
+
 def get_config(arg=None):
-  if arg not in (None, "cond"):
-    raise ValueError(f"Unknown config argument {arg!r}; valid: cond.")
+  if arg not in (None, "cond", "context"):
+    raise ValueError(f"Unknown config argument {arg!r}; valid: cond, context.")
   c = toy2d.get_config()  # same data and MLP
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5: ln σ ~ N(−1.2, 1.2²)
@@ -40,8 +59,9 @@ def get_config(arg=None):
   c.train.checkpoint_every = 2000
   c.train.sample_every = 2000
   c.sample.ode_steps = 18  # EDM Heun: 35 NFE
-  if arg == "cond":
-    set_class_conditional_toy(c)
+  if arg in ("cond", "context"):
+    (set_class_conditional_toy if arg == "cond" else
+     set_context_conditional_toy)(c)
     c.cfg.label_dropout = 0.1  # CFG training (LCM teacher)
     c.sample.ode_steps = 50  # DDIM, 50 steps (LCM's teacher schedule)
   return c

@@ -10,15 +10,25 @@
 The student distils the CFG-augmented PF-ODE of the conditional VP teacher
 with w ~ U[0, 4] as a network input, DDIM teacher steps that skip k = 20 of
 the 1000 DDPM steps, target EMA μ = 0.95 (the official LCM code), ℓ2.
+
+``:context`` distils the teacher of configs/edm_toy2d.py:context, whose class
+is given only as a context vector (the guided pair: the example's context
+and the zero context):
+
+  python launch.py --config=configs/edm_toy2d.py:context --workdir=runs/edm_toy2d_context
+  python launch.py --config=configs/lcd_toy2d.py:context --workdir=runs/lcd_toy2d_context
 """
 
 from configs import edm_toy2d
 
 
-def get_config():
-  c = edm_toy2d.get_config("cond")  # the teacher's data, process and MLP
+def get_config(arg=None):
+  if arg not in (None, "context"):
+    raise ValueError(f"Unknown config argument {arg!r}; valid: context.")
+  teacher = arg or "cond"
+  c = edm_toy2d.get_config(teacher)  # the teacher's data, process and MLP
   c.method = "lcd"
-  c.teacher.workdir = "runs/edm_toy2d_cond"
+  c.teacher.workdir = f"runs/edm_toy2d_{teacher}"
   c.teacher.solver = "ddim"  # LCM: Ψ = DDIM
   c.teacher.init_student = True  # LCM: θ ← φ, plus the zero-initialised w input
   c.model.w_embedding = True  # LCM: w as an input (Fourier/sinusoidal, zero-init)

@@ -19,6 +19,9 @@ def get_config():
   c.data.radius = 1.0  # gmm: circle radius
   c.data.std = 0.05  # gmm: each mode's isotropic std
   c.data.num_examples = 65_536  # fixed training set drawn with data.seed
+  c.data.context_dim = 0  # gmm: D > 0 gives each example a context vector (a
+  #                         random unit vector per mode) in batch["context"]
+  c.data.context_noise = 0.0  # gmm: std of per-example noise on that vector
   c.data.seed = 0
 
   c.model.name = "mlp"

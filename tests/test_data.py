@@ -111,6 +111,53 @@ def test_npz(tmp_path):
   check_batch(test.get(np.arange(5)), test, 5)
 
 
+def test_context_round_trips_through_array_npz_and_iterator(tmp_path):
+  """Example i is the image filled with i and the context [i, −i, 0.5]: every
+  batch must pair each image with its own context."""
+  n = 10
+  x = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
+                      (n, 4, 4, 1)).copy()
+  context = np.stack([np.arange(n), -np.arange(n), np.full(n, 0.5)],
+                     1).astype(np.float32)
+  path = write_npz(tmp_path / "c.npz", x_train=x, y_train=np.arange(n) % 2,
+                   context_train=context)
+  npz = data.get_source(config(source="npz", path=path))
+  array = data.ArraySource(x=x, context=context)
+  for source in (array, npz):
+    assert source.context_dim == 3
+    batches = data.DataIterator(source, 4, seed=1)
+    for _ in range(4):  # crosses an epoch boundary
+      batch = next(batches)
+      index = np.round((batch["x"][:, 0, 0, 0] + 1) * 127.5)
+      assert batch["context"].dtype == np.float32
+      np.testing.assert_array_equal(batch["context"], context[index.astype(int)])
+  assert data.ArraySource(x=x).context_dim == 0
+  assert "context" not in data.ArraySource(x=x).get(np.arange(3))
+  with pytest.raises(ValueError, match=r"context_train must be a float array"):
+    data.get_source(config(source="npz", path=write_npz(
+        tmp_path / "bad.npz", x_train=x, context_train=context[:5])))
+
+
+def test_gmm_context_codes_the_class():
+  c = config(source="toy2d", name="gmm", num_modes=4, num_examples=2000,
+             context_dim=8, context_noise=0.1)
+  source = data.get_source(c)
+  plain = data.get_source(config(source="toy2d", name="gmm", num_modes=4,
+                                 num_examples=2000))
+  np.testing.assert_array_equal(source.x, plain.x)  # same points as without
+  assert source.context.shape == (2000, 8) and source.context_dim == 8
+  # Per class: mean ≈ a unit vector, orthogonal to the others; spread = the
+  # noise; each example's nearest class mean is its class's.
+  means = np.stack([source.context[source.y == k].mean(0) for k in range(4)])
+  np.testing.assert_allclose(means @ means.T, np.eye(4), atol=0.03)
+  resid = source.context - means[source.y]
+  np.testing.assert_allclose(resid.std(), 0.1, rtol=0.05)
+  nearest = np.argmin(np.linalg.norm(source.context[:, None] - means, axis=-1), 1)
+  np.testing.assert_array_equal(nearest, source.y)
+  with pytest.raises(ValueError, match="data.context_dim"):
+    data.get_source(config(source="toy2d", name="moons", context_dim=8))
+
+
 def test_cifar10_subset():
   if not os.path.exists(CIFAR10_SUBSET):
     pytest.skip("../shared/data/cifar10_subset.npz is absent")

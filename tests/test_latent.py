@@ -149,6 +149,31 @@ def test_a_plugged_in_autoencoder_round_trips_exactly(tmp_path):
     get_source(c.data)
 
 
+def make_space_to_depth_npz(data_config):
+  """The space-to-depth plug-in over the npz file at data.image_path."""
+  return make_space_to_depth(None)[0], {"source": "npz",
+                                        "path": data_config.image_path}
+
+
+def test_latents_carry_the_images_contexts(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (20, 8, 8, 1), np.uint8)
+  context = rng.standard_normal((20, 6)).astype(np.float32)
+  np.savez(tmp_path / "images.npz", x_train=x, context_train=context)
+  c = edm_digits.get_config("latent")
+  c.data.ae_workdir = ""
+  c.data.autoencoder = "tests.test_latent:make_space_to_depth_npz"
+  c.data.image_path = str(tmp_path / "images.npz")
+  c.data.latent_cache = str(tmp_path / "latents.npz")
+  for _ in range(2):  # encodes and writes the cache, then reads it
+    source = get_source(c.data)
+    assert source.context_dim == 6
+    batch = source.get(np.array([7, 2]))
+    np.testing.assert_array_equal(batch["context"], context[[7, 2]])
+    np.testing.assert_allclose(source.decode(batch["x"]),
+                               x[[7, 2]] / 127.5 - 1, atol=1e-5)
+
+
 def _tiny_unet(c, num_steps):
   c.model.ch = 8
   c.model.ch_mult = (1,)

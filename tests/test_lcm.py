@@ -207,6 +207,75 @@ def test_label_dropout_rate_and_null_label():
   assert abs(float((dropped == 10).mean()) - 0.1) < 0.01
 
 
+def test_condition_dropout_drops_label_and_context_with_one_mask():
+  n, d = 20000, 3
+  labels = jnp.arange(n, dtype=jnp.int32) % 4
+  context = jax.random.normal(jax.random.key(13), (n, d)) + 5.0  # never 0
+  key = jax.random.key(14)
+  y, ctx = step_lib.drop_condition(key, 0.1, labels, context, 4)
+  dropped = np.asarray(y == 4)
+  assert abs(dropped.mean() - 0.1) < 0.01
+  np.testing.assert_array_equal(np.asarray(y)[~dropped], labels[~dropped])
+  np.testing.assert_array_equal(np.asarray(ctx)[dropped], 0.0)  # the null
+  np.testing.assert_array_equal(np.asarray(ctx)[~dropped],
+                                np.asarray(context)[~dropped])
+  # Labels alone or context alone: the same draw (same key) as together.
+  np.testing.assert_array_equal(step_lib.drop_labels(key, labels, 0.1, 4), y)
+  _, ctx_only = step_lib.drop_condition(key, 0.1, None, context, 0)
+  np.testing.assert_array_equal(ctx_only, ctx)
+
+
+def test_guided_teacher_pair_is_context_and_null_and_w_0_is_conditional():
+  """The train step's (φ(·, c), φ(·, ∅)) for a context-conditioned teacher,
+  and LCD with w = 0 equals LCD with the plain conditional teacher."""
+  from cm_jax import nn
+  from cm_jax.train.state import dummy_inputs
+  model = nn.get_model(dict(name="mlp", hidden=16, depth=1, context_dim=3))
+  params = model.init(jax.random.key(15), *dummy_inputs(model, (2,)))["params"]
+  params = jax.tree.map(  # every weight active (the output layer starts ≈ 0)
+      lambda p: jax.random.normal(jax.random.key(16), p.shape), params)
+  x0 = jax.random.normal(jax.random.key(17), (8, 2))
+  batch = {"x": x0, "context": jax.random.normal(jax.random.key(18), (8, 3))}
+  cond, uncond = step_lib._teacher(model, params, batch, guided=True)
+  apply = lambda ctx: lambda x, c: model.apply({"params": params}, x, c,
+                                                context=ctx)
+  z, c = jax.random.normal(jax.random.key(19), (8, 2)), jnp.linspace(0, 1, 8)
+  np.testing.assert_array_equal(cond(z, c), apply(batch["context"])(z, c))
+  np.testing.assert_array_equal(uncond(z, c), apply(jnp.zeros((8, 3)))(z, c))
+  assert not np.allclose(cond(z, c), uncond(z, c))
+  c = lcd_toy2d.get_config()
+  c.lcm.w_min = c.lcm.w_max = 0.0
+  c.model.w_embedding = False
+  obj = objective_lib.make_objective(c, (2,))
+  f = lambda z, c_noise, w=None: 0.1 * z
+  loss = lambda teacher: obj(f, f, x0, jax.random.key(20), 0, teacher)[0]
+  np.testing.assert_array_equal(loss((cond, uncond)), loss((cond, cond)))
+  c.lcm.w_min = c.lcm.w_max = 2.0
+  obj = objective_lib.make_objective(c, (2,))
+  assert not np.allclose(loss((cond, uncond)), loss((cond, cond)))
+
+
+def test_sample_contexts_come_from_a_file_or_the_data_and_cycle(tmp_path):
+  from cm_jax import generate
+  from cm_jax.data import ArraySource
+  source = ArraySource(x=np.zeros((5, 2), np.float32),
+                       context=np.arange(15, dtype=np.float32).reshape(5, 3))
+  assert generate.sample_contexts(0, "", source, 4) is None  # no context input
+  np.testing.assert_array_equal(generate.sample_contexts(3, "", source, 4),
+                                source.context[:4])
+  path = str(tmp_path / "c.npz")
+  np.savez(path, context=np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+  from_file = generate.sample_contexts(3, path, source, 4)
+  np.testing.assert_array_equal(generate.cycled(from_file, 1, 3),
+                                [[4, 5, 6], [1, 2, 3], [4, 5, 6]])
+  with pytest.raises(ValueError, match=r"must be \[N, 4\].*got \[2, 3\]"):
+    generate.sample_contexts(4, path, source, 4)
+  with pytest.raises(FileNotFoundError, match="--config.sample.context="):
+    generate.sample_contexts(3, path + "x", source, 4)
+  with pytest.raises(ValueError, match="--config.sample.context="):
+    generate.sample_contexts(3, "", ArraySource(x=source.x), 4)
+
+
 def test_lcm_objectives_check_their_config():
   c = lcd_toy2d.get_config()
   obj = objective_lib.make_objective(c, (2,))

@@ -105,19 +105,49 @@ def test_labels_rejected_without_classes():
 @pytest.mark.parametrize("base,shape", [(TINY_UNET, IMAGE), (TINY_MLP, POINTS)])
 def test_w_conditioning_is_a_no_op_at_init_but_trains(base, shape):
   model = make(base, w_embedding=True)
-  params = init(model, shape, cond=jnp.ones(shape[:1]))
+  params = init(model, shape, w=jnp.ones(shape[:1]))
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   x, c = inputs(shape)
   apply = jit_apply(model)
-  np.testing.assert_array_equal(apply(params, x, c, cond=jnp.full((2,), 2.0)),
-                                apply(params, x, c, cond=jnp.full((2,), 14.0)))
+  np.testing.assert_array_equal(apply(params, x, c, w=jnp.full((2,), 2.0)),
+                                apply(params, x, c, w=jnp.full((2,), 14.0)))
 
   def loss(w_kernel):  # the gradient reaching the zero-initialised projection
     p = {**params, "embed": {**params["embed"], "w_proj": {"kernel": w_kernel}}}
-    return jnp.sum(apply(p, x, c, cond=jnp.array([2.0, 9.0])) * x)
+    return jnp.sum(apply(p, x, c, w=jnp.array([2.0, 9.0])) * x)
 
   grad = jax.jit(jax.grad(loss))(params["embed"]["w_proj"]["kernel"])
   assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+@pytest.mark.parametrize("base,shape", [(TINY_UNET, IMAGE), (TINY_MLP, POINTS)])
+def test_zero_context_is_the_null_context_and_context_conditions(base, shape):
+  model = make(base, context_dim=5, num_classes=3)
+  params = random_params(model, shape)
+  kernel = params["embed"]["context"]["kernel"]
+  assert kernel.shape[0] == 5 and "bias" in params["embed"]["context"]
+  x, c = inputs(shape)
+  apply = jit_apply(model)
+  ctx = jax.random.normal(jax.random.key(3), (2, 5))
+  null = apply(params, x, c)  # context=None: the null context
+  np.testing.assert_array_equal(apply(params, x, c, context=jnp.zeros((2, 5))),
+                                null)
+  if base is TINY_UNET:  # the same ConditionEmbedding: one UNet check is enough
+    return
+  assert not np.allclose(apply(params, x, c, context=ctx), null)
+  # Label and context condition together; each changes the output.
+  y = jnp.array([0, 1], jnp.int32)
+  assert not np.allclose(apply(params, x, c, labels=y, context=ctx),
+                         apply(params, x, c, context=ctx))
+
+
+def test_context_errors_say_how_to_fix():
+  x, c = inputs(POINTS)
+  with pytest.raises(ValueError, match="context_dim=4"):
+    make(TINY_MLP).init(jax.random.key(0), x, c, context=jnp.zeros((2, 4)))
+  with pytest.raises(ValueError, match=r"\[2, 3\], got \[2, 4\]"):
+    make(TINY_MLP, context_dim=3).init(jax.random.key(0), x, c,
+                                       context=jnp.zeros((2, 4)))
 
 
 def test_get_model_rejects_unknown_names_and_fields():

@@ -234,6 +234,19 @@ class ValidationTest(chex.TestCase):
     self.assertTrue(all(np.all(np.isfinite(x))
                         for x in jax.tree.leaves(state.online)))
 
+  def test_context_width_is_checked_against_the_data(self):
+    c = tiny_toy_config()
+    c.model.context_dim = 4  # the toy data have no contexts
+    with self.assertRaisesRegex(ValueError, "has none; set --config.model."
+                                "context_dim=0"):
+      loop.Experiment(c, "/unused", sharding.make_mesh())
+    c.data.context_dim = 3
+    with self.assertRaisesRegex(ValueError, "width 3 but model.context_dim=4; "
+                                r"set --config.model.context_dim=3\."):
+      loop.Experiment(c, "/unused", sharding.make_mesh())
+    c.model.context_dim = 3
+    loop.Experiment(c, "/unused", sharding.make_mesh())
+
   def test_missing_npz_path_names_the_flag(self):
     c = tiny_toy_config()
     c.data.source = "npz"

@@ -105,6 +105,7 @@ class LatentSource:
     x: latents s·E(x) float32 [N, h, w, c], unit variance.
     y: integer labels [N] of the images, or None.
     num_classes: label values; 0 when unlabelled.
+    context: the images' conditioning vectors float32 [N, D], or None.
     scale: s, the factor the latents were multiplied by.
     autoencoder: the `Autoencoder` that made them (and decodes samples).
     image_shape: the images' shape (H, W, C).
@@ -121,6 +122,7 @@ class LatentSource:
   image_shape: tuple[int, ...]
   image_data: dict
   path: str
+  context: np.ndarray | None = None
 
   @property
   def num_examples(self) -> int:
@@ -134,10 +136,16 @@ class LatentSource:
   def is_image(self) -> bool:
     return True  # samples decode to images (grids, uint8 files, FID)
 
+  @property
+  def context_dim(self) -> int:
+    return 0 if self.context is None else self.context.shape[1]
+
   def get(self, indices: np.ndarray) -> Batch:
     batch = {"x": self.x[indices]}
     if self.y is not None:
       batch["y"] = self.y[indices].astype(np.int32)
+    if self.context is not None:
+      batch["context"] = self.context[indices].astype(np.float32)
     return batch
 
   def encode(self, images) -> np.ndarray:
@@ -154,16 +162,19 @@ def encode_to_cache(autoencoder: Autoencoder, image_source, path,
                     description=""):
   """Encodes every image of ``image_source`` and writes ``path`` (.npz):
   ``latents`` (s·E(x), float32), ``scale`` (s = 1/std of E(x) over all
-  elements), ``labels`` (if any), ``image_shape``. Atomic: a killed run
+  elements), ``labels`` and ``context`` (if the images have them),
+  ``image_shape``. Atomic: a killed run
   leaves no partial file."""
   n = image_source.num_examples
-  chunks, labels = [], []
+  chunks, labels, contexts = [], [], []
   for start in range(0, n, 4 * ENCODE_BATCH):
     batch = image_source.get(np.arange(start, min(start + 4 * ENCODE_BATCH,
                                                   n)))
     chunks.append(batched(autoencoder.encode, batch["x"]))
     if "y" in batch:
       labels.append(batch["y"])
+    if "context" in batch:
+      contexts.append(batch["context"])
   z = np.concatenate(chunks)
   expected = tuple(autoencoder.latent_shape(image_source.example_shape))
   if z.shape[1:] != expected:
@@ -180,6 +191,8 @@ def encode_to_cache(autoencoder: Autoencoder, image_source, path,
                 description=description)
   if labels:
     arrays["labels"] = np.concatenate(labels).astype(np.int32)
+  if contexts:
+    arrays["context"] = np.concatenate(contexts).astype(np.float32)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp{os.getpid()}.npz"
   np.savez(tmp, **arrays)
@@ -244,8 +257,10 @@ def latents_source(data_config, mesh=None) -> LatentSource:
     logging.info("Latents from %s.", path)
   with np.load(path) as f:
     labels = f["labels"] if "labels" in f else None
+    context = f["context"] if "context" in f else None
     return LatentSource(
         x=f["latents"], y=labels, num_classes=int(f["num_classes"]),
+        context=context,
         scale=float(f["scale"]), autoencoder=autoencoder,
         image_shape=tuple(int(d) for d in f["image_shape"]),
         image_data=image_data, path=path)

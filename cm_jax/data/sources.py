@@ -3,8 +3,10 @@
 - digits: scikit-learn's bundled 8×8 handwritten digits (no download),
   bilinearly resized to `resolution` (default 16), 1 channel, labels 0–9.
 - toy2d: 2-D point sets, see `toy2d.py`.
-- npz: the file at `path` with `x_<split>` uint8 [N, H, W, C] and optional
-  integer `y_<split>` [N]; `split` is "train" (default) or "test".
+- npz: the file at `path` with `x_<split>` uint8 [N, H, W, C], optional
+  integer `y_<split>` [N] and optional float `context_<split>` [N, D] (any
+  conditioning vector per example, e.g. a text embedding); `split` is "train"
+  (default) or "test".
 - tfds: `name`, `split`, `data_dir` through `tfds.data_source`: random access
   to ArrayRecord files, decoded per batch; needs tensorflow-datasets but not
   TensorFlow, and is imported only when used.
@@ -19,7 +21,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from cm_jax.data.base import ArraySource, Batch, Source, make_batch
+from cm_jax.data.base import (ArraySource, Batch, Source, check_context,
+                              make_batch)
 from cm_jax.data.toy2d import toy2d_source
 
 TFDS_IMAGE_KEY = "image"
@@ -44,7 +47,8 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def npz_source(config: Any) -> ArraySource:
-  """Arrays `x_<split>` and optional `y_<split>` of the file at `path`."""
+  """Arrays `x_<split>`, optional `y_<split>` and optional `context_<split>`
+  of the file at `path`."""
   path = config.get("path") or ""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"npz data file {path!r} not found; set "
@@ -57,11 +61,14 @@ def npz_source(config: Any) -> ArraySource:
                        "--config.data.split.")
     x = arrays[f"x_{split}"]
     y = arrays[f"y_{split}"] if f"y_{split}" in arrays else None
+    context = (arrays[f"context_{split}"] if f"context_{split}" in arrays
+               else None)
   _check_npz_arrays(x, y, f"{path}: x_{split}")
+  check_context(context, len(x), f"{path}: context_{split}")
   if y is None:
-    return ArraySource(x=x)
+    return ArraySource(x=x, context=context)
   num_classes = config.get("num_classes") or int(y.max()) + 1
-  return ArraySource(x=x, y=y, num_classes=num_classes)
+  return ArraySource(x=x, y=y, num_classes=num_classes, context=context)
 
 
 def _check_npz_arrays(x: np.ndarray, y: np.ndarray | None, name: str):
@@ -102,6 +109,7 @@ class TfdsSource:
     # From a decoded example, as the feature's shape may hold None.
     self.example_shape = tuple(self._data[0][TFDS_IMAGE_KEY].shape)
     self.is_image = True
+    self.context_dim = 0  # tfds features carry no context vectors
 
   @property
   def num_examples(self) -> int:

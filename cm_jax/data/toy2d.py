@@ -7,6 +7,12 @@ Fields of `config.data`: `name` (gmm | checkerboard | swissroll | moons),
 `num_examples`, `seed`; for gmm also `num_modes`, `radius` and `std`. The
 gmm is labelled: class k is mode k, so with `model.num_classes = num_modes`
 it is the class-conditional toy of LCD (configs/edm_toy2d.py:cond).
+
+With `context_dim` = D > 0 the gmm also gives each example a context vector
+(batch["context"], float32 [D]): mode k's fixed random unit vector u_k
+(orthonormal for num_modes ≤ D) plus N(0, `context_noise`²·I) per example. A model conditioned only on it
+(`model.context_dim = D`, `model.num_classes = 0`) must learn the class from
+the vector, as from a text embedding (configs/edm_toy2d.py:context).
 """
 
 import dataclasses
@@ -75,13 +81,32 @@ def moons(rng: np.random.Generator, n: int, noise: float = 0.05) -> np.ndarray:
   return (points + noise * rng.standard_normal((n, 2))).astype(np.float32)
 
 
+def class_contexts(rng: np.random.Generator, labels: np.ndarray,
+                   num_classes: int, dim: int, noise: float) -> np.ndarray:
+  """Context vectors [n, dim]: one random unit vector u_k per class k (drawn
+  first, so they depend only on ``rng``'s seed; orthonormal when
+  num_classes ≤ dim, so no two classes' codes are close), plus
+  N(0, noise²·I) per example."""
+  codes = rng.standard_normal((num_classes, dim))
+  if num_classes <= dim:
+    codes = np.linalg.qr(codes.T)[0].T  # random orthonormal rows
+  codes /= np.linalg.norm(codes, axis=1, keepdims=True)
+  context = codes[labels] + noise * rng.standard_normal((len(labels), dim))
+  return context.astype(np.float32)
+
+
 def _gmm_source(config: Any, rng: np.random.Generator,
                 n: int) -> GaussianMixtureSource:
   num_modes, std = config.get("num_modes", 8), config.get("std", 0.05)
   modes = gmm_modes(num_modes, config.get("radius", 1.0)).astype(np.float32)
   x, y = sample_gmm(rng, n, modes, std)
+  context = None
+  dim = config.get("context_dim", 0)
+  if dim:  # its own stream: the points are those of the run without contexts
+    context = class_contexts(np.random.default_rng([config.get("seed", 0), 1]),
+                             y, num_modes, dim, config.get("context_noise", 0.0))
   return GaussianMixtureSource(
-      x=x, y=y, num_classes=num_modes, modes=modes, std=std)
+      x=x, y=y, num_classes=num_modes, modes=modes, std=std, context=context)
 
 
 def _unlabelled_source(sampler: Sampler, config: Any,
@@ -104,6 +129,10 @@ def toy2d_source(config: Any) -> ArraySource:
   if name not in _TOY2D:
     raise ValueError(f"Unknown toy2d name {name!r}; valid: "
                      f"{', '.join(_TOY2D)} (set --config.data.name=...).")
+  if config.get("context_dim", 0) and name != "gmm":
+    raise ValueError(f"data.context_dim gives the gmm's classes context "
+                     f"vectors; {name!r} has no classes. Set "
+                     "--config.data.context_dim=0 or --config.data.name=gmm.")
   rng = np.random.default_rng(config.get("seed", 0))
   return _TOY2D[name](config, rng,
                       config.get("num_examples", DEFAULT_NUM_EXAMPLES))

@@ -1,12 +1,15 @@
 """Networks F_θ. Every model is called the same way:
 
-  model.apply({"params": params}, x, c_noise, labels=None, cond=None,
-              train=False, rngs={"dropout": key}) → float32 array of x's shape
+  model.apply({"params": params}, x, c_noise, labels=None, w=None,
+              context=None, train=False, rngs={"dropout": key})
+      → float32 array of x's shape
 
 x: [B, H, W, C] images (UNet) or [B, D] vectors (MLP); c_noise [B]: the already
 preconditioned noise input (EDM: ¼·ln σ); labels: int32 [B] when num_classes > 0
-(num_classes = null class; None = all null); cond: float32 [B] guidance scale w,
-required iff w_embedding; train switches dropout on.
+(num_classes = null class; None = all null); w: float32 [B], LCM's guidance
+scale, required iff w_embedding; context: float32 [B, context_dim], any
+per-example embedding vector, when context_dim > 0 (the zero vector = the null
+context; None = all null); train switches dropout on.
 
 The autoencoder of latent models (`model.name = "autoencoder"`, method=ae)
 takes the same call and returns (x̂, μ, logvar); see `autoencoder.py`.

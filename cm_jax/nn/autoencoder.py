@@ -118,9 +118,9 @@ class KLAutoencoder(nn.Module):
   """The KL autoencoder (LDM's AutoencoderKL without the GAN), ``model.name =
   "autoencoder"``.
 
-  ``__call__(x, c_noise=None, labels=None, cond=None, train=False)`` is the
-  training pass with the networks' call signature (the noise, label and
-  condition inputs are unused): it returns (x̂, μ, logvar), x̂ decoded from
+  ``__call__(x, c_noise=None, labels=None, w=None, context=None,
+  train=False)`` is the training pass with the networks' call signature (the
+  noise, label, guidance and context inputs are unused): it returns (x̂, μ, logvar), x̂ decoded from
   z = μ + e^(logvar/2)·ε with ε drawn from the ``dropout`` RNG stream (the
   train step's per-step key) when ``train``, from z = μ otherwise.
   ``encode`` (→ μ) and ``decode`` are the deterministic halves, for
@@ -143,8 +143,9 @@ class KLAutoencoder(nn.Module):
     self.encoder = Encoder(z_channels=self.z_channels, **kw)
     self.decoder = Decoder(out_channels=self.out_channels, **kw)
 
-  def __call__(self, x, c_noise=None, labels=None, cond=None, train=False):
-    del c_noise, labels, cond
+  def __call__(self, x, c_noise=None, labels=None, w=None, context=None,
+               train=False):
+    del c_noise, labels, w, context
     self._check_channels(x)
     mean, logvar = self.encoder(x)
     z = mean

@@ -1,8 +1,9 @@
-"""Embeddings of the scalar conditioning: noise level, class label, guidance w.
+"""Embeddings of the conditioning: noise level, class label, context, guidance w.
 
 `ConditionEmbedding` is shared by every network: it maps the already
-preconditioned noise input c_noise (EDM's 0.25·ln σ), an optional class label
-and an optional guidance scale w to one vector that the blocks consume.
+preconditioned noise input c_noise (EDM's 0.25·ln σ), an optional class label,
+an optional per-example context vector and an optional guidance scale w to one
+vector that the blocks consume.
 """
 
 from typing import Any
@@ -64,14 +65,23 @@ def noise_embedding(kind: str, dim: int, fourier_scale: float, name: str):
 
 
 class ConditionEmbedding(nn.Module):
-  """(c_noise, labels, w) → embedding [B, emb_dim] (EDM SongUNet `map_*` layers).
+  """(c_noise, labels, w, context) → embedding [B, emb_dim] (EDM SongUNet
+  `map_*` layers).
 
-  noise emb (+ label emb) (+ zero-init proj of w emb) → Dense → SiLU → Dense.
-  Labels index a table with num_classes + 1 rows: label == num_classes is the
-  null (unconditional) class for classifier-free guidance. The w projection is
-  zero-initialised without bias, so w conditioning is a no-op at init (LCM).
-  labels=None with num_classes > 0 means the null class; cond is required
-  exactly when w_embedding is True.
+  noise emb (+ label emb) (+ Dense(context)) (+ zero-init proj of w emb) →
+  Dense → SiLU → Dense.
+  - Labels index a table with num_classes + 1 rows: label == num_classes is
+    the null (unconditional) class for classifier-free guidance; labels=None
+    with num_classes > 0 means the null class.
+  - context: any per-example embedding vector, float32 [B, context_dim] (a
+    pooled text/CLIP embedding, a class code, ...), added through a Dense
+    layer the way the label embedding is. The null (unconditional) context is
+    the zero vector; as the Dense has a bias, it maps to a learned vector
+    (the bias), the counterpart of the null label's row. context=None with
+    context_dim > 0 means the null context for every example.
+  - w (LCM's guidance scale, float32 [B]) is required exactly when
+    w_embedding is True; its projection is zero-initialised without bias, so
+    w conditioning is a no-op at init (LCM).
   """
   noise_dim: int
   emb_dim: int
@@ -80,30 +90,45 @@ class ConditionEmbedding(nn.Module):
   num_classes: int = 0
   w_embedding: bool = False
   dtype: Any = jnp.float32
+  context_dim: int = 0
 
   @nn.compact
-  def __call__(self, c_noise, labels=None, cond=None):
-    self._check_inputs(c_noise, labels, cond)
+  def __call__(self, c_noise, labels=None, w=None, context=None):
+    self._check_inputs(c_noise, labels, w, context)
     emb = noise_embedding(self.embedding, self.noise_dim, self.fourier_scale,
                           name="noise")(c_noise)
     if self.num_classes > 0:
       if labels is None:  # unconditional: the null class
         labels = jnp.full(c_noise.shape, self.num_classes, jnp.int32)
       emb += nn.Embed(self.num_classes + 1, self.noise_dim, name="label")(labels)
+    if self.context_dim > 0:
+      if context is None:  # unconditional: the null (zero) context
+        context = jnp.zeros((*c_noise.shape, self.context_dim), jnp.float32)
+      emb += nn.Dense(self.noise_dim, name="context")(
+          context.astype(jnp.float32))
     if self.w_embedding:
-      w_emb = PositionalEmbedding(self.noise_dim, name="w")(W_EMBEDDING_SCALE * cond)
+      w_emb = PositionalEmbedding(self.noise_dim, name="w")(W_EMBEDDING_SCALE * w)
       emb += nn.Dense(self.noise_dim, use_bias=False, kernel_init=nn.initializers.zeros,
                       name="w_proj")(w_emb)
     dense = lambda name: nn.Dense(self.emb_dim, dtype=self.dtype,
                                   kernel_init=nn.initializers.xavier_uniform(), name=name)
     return dense("map1")(nn.silu(dense("map0")(emb)))
 
-  def _check_inputs(self, c_noise, labels, cond):
+  def _check_inputs(self, c_noise, labels, w, context):
     if c_noise.ndim != 1:
       raise ValueError(f"c_noise must have shape [B], got {c_noise.shape}.")
     if labels is not None and self.num_classes == 0:
       raise ValueError("labels given but model.num_classes = 0; set num_classes > 0.")
-    if (cond is None) == self.w_embedding:
-      raise ValueError(f"cond (guidance scale w) must be given iff w_embedding=True "
-                       f"(w_embedding={self.w_embedding}, cond "
-                       f"{'missing' if cond is None else 'given'}).")
+    if (w is None) == self.w_embedding:
+      raise ValueError(f"w (the guidance scale) must be given iff w_embedding=True "
+                       f"(w_embedding={self.w_embedding}, w "
+                       f"{'missing' if w is None else 'given'}).")
+    if context is not None:
+      if self.context_dim == 0:
+        raise ValueError("context given but model.context_dim = 0; set "
+                         f"--config.model.context_dim={context.shape[-1]}.")
+      if context.shape != (*c_noise.shape, self.context_dim):
+        raise ValueError(f"context must have shape [B, model.context_dim] = "
+                         f"{[*c_noise.shape, self.context_dim]}, got "
+                         f"{list(context.shape)}; match --config.model."
+                         "context_dim to the data's context width.")

@@ -14,7 +14,7 @@ class MLP(nn.Module):
   """x [B, D] → F(x) [B, D]: `depth` hidden layers of width `hidden`, SiLU.
 
   Each hidden layer adds a Dense projection of the condition embedding
-  (noise, label, w) to its pre-activation, as the UNet blocks do. The output
+  (noise, label, context, w) to its pre-activation, as the UNet blocks do. The output
   layer is initialised near zero, like the UNet's.
   """
   hidden: int = 256
@@ -22,16 +22,18 @@ class MLP(nn.Module):
   embedding: str = "fourier"  # "fourier" | "positional"
   fourier_scale: float = 16.0
   num_classes: int = 0  # > 0: class-conditional, label num_classes = null
-  w_embedding: bool = False  # LCM: guidance scale w as an input (`cond`)
+  w_embedding: bool = False  # LCM: guidance scale w as an input (`w`)
+  context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
   dropout: float = 0.0
   out_dim: Optional[int] = None  # default: x's width
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, c_noise, labels=None, cond=None, train=False):
+  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False):
     emb = ConditionEmbedding(self.hidden, self.hidden, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
-                             name="embed")(c_noise, labels, cond)
+                             context_dim=self.context_dim,
+                             name="embed")(c_noise, labels, w, context)
     emb = nn.silu(emb)
     dense = lambda width, name, init=XAVIER: nn.Dense(
         width, kernel_init=init, dtype=self.dtype, name=name)

@@ -74,14 +74,18 @@ class Experiment:
   def generate(self, params, num, steps, key, progress=False):
     """``num`` samples in data space (images in [−1, 1] or 2-D points):
     latents (data.source=latents) are decoded; an autoencoder (method=ae)
-    reconstructs the first ``num`` examples instead."""
+    reconstructs the first ``num`` examples instead. A model with
+    context_dim > 0 samples with ``sample.context`` or the data's contexts."""
     config = self.config
     if config.method == "ae":
       return latents.reconstruct(self.model, params, self.source, num,
                                  config.sample.batch_size)
+    contexts = generate.sample_contexts(
+        getattr(self.model, "context_dim", 0), config.sample.get("context"),
+        self.source, num)
     samples = generate.generate(self.model, params, config,
                                 self.source.example_shape, num, steps, key,
-                                progress=progress)
+                                progress=progress, contexts=contexts)
     decode = getattr(self.source, "decode", None)
     return samples if decode is None else decode(samples)
 
@@ -313,7 +317,8 @@ def _sample_grid(exp, params, step):
     return
   path = generate.save_samples(
       samples, exp.source.is_image,
-      os.path.join(exp.workdir, "samples", f"grid_{step:08d}"),
+      os.path.join(exp.workdir, "samples", f"grid_{step:08d}"
+                   f"{generate.guidance_suffix(config.sample)}"),
       exp.reference_points())
   logging.info("Wrote %s", path)
 
@@ -342,7 +347,8 @@ def sample(config, workdir, mesh=None):
   sc = config.sample
   samples = exp.generate(ema, sc.num, sc.steps, jax.random.key(sc.seed))
   name = (f"reconstructions_{meta['step']}" if config.method == "ae" else
-          f"samples_{meta['step']}_{sc.steps}step")
+          f"samples_{meta['step']}_{sc.steps}step"
+          f"{generate.guidance_suffix(sc)}")
   prefix = os.path.join(workdir, "samples", name)
   generate.save_samples(samples, exp.source.is_image, prefix,
                         exp.reference_points())

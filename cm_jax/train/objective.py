@@ -186,7 +186,7 @@ class LatentConsistencyDistillation(ConsistencyLoss):
   guided = True  # the train step passes (conditional, unconditional) teachers
 
   def _with_w(self, net, w):
-    return functools.partial(net, cond=w if self.w_condition else None)
+    return functools.partial(net, w=w if self.w_condition else None)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     w_key, loss_key = jax.random.split(key)

@@ -35,14 +35,16 @@ class TrainState:
 
 
 def dummy_inputs(model, example_shape, batch_size=1):
-  """Inputs that trace ``model`` once: (x, c_noise, labels, cond)."""
+  """Inputs that trace ``model`` once: (x, c_noise, labels, w). A model with
+  ``context_dim`` > 0 traces with context None, the null context, which
+  builds the same parameters as a real one."""
   x = jnp.zeros((batch_size, *example_shape), jnp.float32)
   c_noise = jnp.zeros((batch_size,), jnp.float32)
   labels = (jnp.zeros((batch_size,), jnp.int32)
             if getattr(model, "num_classes", 0) else None)
-  cond = (jnp.zeros((batch_size,), jnp.float32)
-          if getattr(model, "w_embedding", False) else None)
-  return x, c_noise, labels, cond
+  w = (jnp.zeros((batch_size,), jnp.float32)
+       if getattr(model, "w_embedding", False) else None)
+  return x, c_noise, labels, w
 
 
 def init_state(model, tx, example_shape, seed):

@@ -12,13 +12,14 @@ def ema_update(average, params, decay):
   return jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, average, params)
 
 
-def network(model, params, labels=None, dropout_key=None):
-  """The raw net(x_in, c_noise, cond=None) → F of ``model`` at ``params``;
-  ``labels`` None is the null class; ``cond`` is LCM's guidance scale w [B]
-  (models with w_embedding); dropout on iff a key is given."""
-  def net(x, c_noise, cond=None):
+def network(model, params, labels=None, dropout_key=None, *, context=None):
+  """The raw net(x_in, c_noise, w=None) → F of ``model`` at ``params``;
+  ``labels`` None is the null class, ``context`` [B, D] None the null (zero)
+  context; ``w`` is LCM's guidance scale [B] (models with w_embedding);
+  dropout on iff a key is given."""
+  def net(x, c_noise, w=None):
     rngs = None if dropout_key is None else {"dropout": dropout_key}
-    return model.apply({"params": params}, x, c_noise, labels, cond,
+    return model.apply({"params": params}, x, c_noise, labels, w, context,
                        train=dropout_key is not None, rngs=rngs)
   return net
 
@@ -27,21 +28,47 @@ def _labels(model, batch):
   return batch.get("y") if getattr(model, "num_classes", 0) else None
 
 
+def _context(model, batch):
+  """The batch's "context" [B, D] for a model with context_dim > 0."""
+  if not getattr(model, "context_dim", 0):
+    return None
+  if "context" not in batch:
+    raise ValueError(f"model.context_dim={model.context_dim} needs batches "
+                     "with a \"context\" [B, D]; use data with contexts or "
+                     "set --config.model.context_dim=0.")
+  return batch["context"]
+
+
+def drop_condition(key, p, labels, context, null_label):
+  """Classifier-free guidance training (Ho & Salimans 2022; LCM's teacher):
+  one Bernoulli(p) draw per example drops its whole condition, the label to
+  the null class and the context to the zero (null) vector. Either may be
+  None. Returns (labels, context)."""
+  batch = (labels if labels is not None else context).shape[0]
+  drop = jax.random.bernoulli(key, p, (batch,))
+  if labels is not None:
+    labels = jnp.where(drop, null_label, labels)
+  if context is not None:
+    context = jnp.where(drop[:, None], jnp.zeros_like(context), context)
+  return labels, context
+
+
 def drop_labels(key, labels, p, null_label):
-  """Classifier-free guidance training: each label becomes the null class
-  with probability p (Ho & Salimans 2022; LCM's teacher)."""
-  return jnp.where(jax.random.bernoulli(key, p, labels.shape), null_label,
-                   labels)
+  """``drop_condition`` for labels alone: each label becomes the null class
+  with probability p."""
+  return drop_condition(key, p, labels, None, null_label)[0]
 
 
 def _teacher(teacher_model, teacher_params, batch, guided):
-  """φ conditioned on the batch's labels; with ``guided`` the pair
-  (φ(·, c), φ(·, ∅)) that CFG mixes (LCM eq. 10)."""
-  labels = _labels(teacher_model, batch)
-  cond = network(teacher_model, teacher_params, labels)
+  """φ conditioned on the batch's labels and context; with ``guided`` the
+  pair (φ(·, c), φ(·, ∅)) that CFG mixes (LCM eq. 10), ∅ = the null label
+  and the zero context."""
+  conditional = network(teacher_model, teacher_params,
+                        _labels(teacher_model, batch),
+                        context=_context(teacher_model, batch))
   if not guided:
-    return cond
-  return cond, network(teacher_model, teacher_params, None)
+    return conditional
+  return conditional, network(teacher_model, teacher_params, None)
 
 
 def train_step(state, batch, teacher_params=None, *, model, tx, objective,
@@ -51,27 +78,30 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
 
   CM Alg. 2/3 (and iCT, and the EDM teacher). One key per step,
   ``fold_in(rng, k)``; online and target share the same dropout key
-  (iCT §3.2); the teacher runs without dropout. ``label_dropout`` > 0 (a
-  class-conditional diffusion teacher) replaces labels by the null class
-  with that probability. Returns the new state and scalar metrics. With
-  ``skip_nonfinite``, an update whose loss, gradient or new parameters are
-  not finite is dropped (k still advances, so the next step sees the next
-  batch and key) and counted in ``skipped``.
+  (iCT §3.2); the teacher runs without dropout. Labels and context (when
+  the model takes them) condition θ, θ⁻ and φ alike. ``label_dropout`` > 0
+  (a conditional diffusion teacher) drops an example's condition, label and
+  context together, with that probability. Returns the new state and scalar
+  metrics. With ``skip_nonfinite``, an update whose loss, gradient or new
+  parameters are not finite is dropped (k still advances, so the next step
+  sees the next batch and key) and counted in ``skipped``.
   """
   key = jax.random.fold_in(state.rng, state.step)
   loss_key, dropout_key = jax.random.split(key)
-  labels = _labels(model, batch)
-  if label_dropout > 0 and labels is not None:
-    labels = drop_labels(jax.random.fold_in(key, 1), labels, label_dropout,
-                         model.num_classes)
+  labels, context = _labels(model, batch), _context(model, batch)
+  if label_dropout > 0 and (labels is not None or context is not None):
+    labels, context = drop_condition(jax.random.fold_in(key, 1),
+                                     label_dropout, labels, context,
+                                     getattr(model, "num_classes", 0))
   teacher = None
   if teacher_model is not None:
     teacher = _teacher(teacher_model, teacher_params, batch,
                        getattr(objective, "guided", False))
 
   def loss_fn(params):
-    online = network(model, params, labels, dropout_key)
-    target = network(model, state.target, labels, dropout_key)
+    online = network(model, params, labels, dropout_key, context=context)
+    target = network(model, state.target, labels, dropout_key,
+                     context=context)
     per_example, aux = objective(online, target, batch["x"], loss_key,
                                  state.step, teacher)
     return per_example.mean(), aux

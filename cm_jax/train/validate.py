@@ -42,6 +42,8 @@ def check_experiment(config, source):
   if model.name == "autoencoder":
     _check_autoencoder(model, shape, data)
   _check_labels(model.get("num_classes", 0), source.num_classes, data)
+  _check_context(model.get("context_dim", 0),
+                 getattr(source, "context_dim", 0), data)
   if config.loss.metric == "lpips" and not (len(shape) == 3 and shape[-1] == 3):
     raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
                      f"gives examples of shape {shape}; set "
@@ -70,6 +72,20 @@ def _check_labels(model_classes, data_classes, data):
     raise ValueError(
         f"{data} has {data_classes} classes but model.num_classes="
         f"{model_classes}; set --config.model.num_classes={data_classes}.")
+
+
+def _check_context(model_dim, data_dim, data):
+  """model.context_dim must be the width D of the data's "context" [B, D]."""
+  if model_dim and not data_dim:
+    raise ValueError(
+        f"model.context_dim={model_dim} conditions on per-example context "
+        f"vectors, but {data} has none; set --config.model.context_dim=0 or "
+        "use data with contexts (npz context_train, toy2d gmm "
+        "data.context_dim).")
+  if model_dim and model_dim != data_dim:
+    raise ValueError(
+        f"{data} has context vectors of width {data_dim} but model."
+        f"context_dim={model_dim}; set --config.model.context_dim={data_dim}.")
 
 
 def _check_rates(config):
