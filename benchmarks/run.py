@@ -1,6 +1,7 @@
 """Benchmarks: train-step throughput, sampling latency, FID features.
 
-    python -m benchmarks.run [--case NAME] [--batch B] [--what train,sample,fid]
+    python -m benchmarks.run [--case NAME] [--batch B]
+        [--what train,sample,fid,memory]
         [--steps 10] [--dtype bfloat16] [--param_sharding fsdp]
 
 Cases: ``ict_cifar10`` (the paper's NCSN++, 56M parameters), ``ict_cifar10_cpu``
@@ -9,7 +10,8 @@ Cases: ``ict_cifar10`` (the paper's NCSN++, 56M parameters), ``ict_cifar10_cpu``
 fwd_gflop_per_image, tflops, mfu, device) and a table follows at the end.
 Batches are synthetic (no data set needed). ``mfu`` is achieved FLOP/s over
 the chip's dense bf16 peak (null on CPUs and unknown chips); FLOPs come from
-XLA's cost analysis of the compiled programs.
+XLA's cost analysis of the compiled programs. ``--what memory`` compiles the
+train step without running it and prints XLA's per-device buffer plan.
 """
 
 import argparse
@@ -157,6 +159,44 @@ def bench_train(case, config, example_shape, batch, steps):
              num_params=runner.num_params)
 
 
+def bench_memory(case, config, example_shape, batch):
+  """XLA's buffer plan for one train step, compiled but never run: the
+  bytes of arguments + outputs + temporaries − donated aliases, per device
+  (``compiled.memory_analysis()``). On an accelerator ``--what train``
+  reports the measured peak instead; this is for sizing a run from a
+  machine without the chip (the plan is the compiling backend's, so a CPU
+  estimate for a GPU run is indicative only)."""
+  mesh = sharding.make_mesh()
+  model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
+  abstract = jax.eval_shape(lambda: init_state(model, tx, example_shape, 0))
+  state_sharding = state_shardings(abstract, mesh,
+                                   config.train.param_sharding)
+  state = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+      abstract, state_sharding)
+  batch_x = jax.ShapeDtypeStruct((batch, *example_shape), np.float32,
+                                 sharding=sharding.batch_sharding(mesh))
+  step = jit_train_step(
+      state_sharding, sharding.batch_sharding(mesh), None, model=model,
+      tx=tx, objective=objective.make_objective(config, example_shape),
+      lr_schedule=optim.learning_rate_schedule(config.optim),
+      ema_decay=config.train.ema_decay)
+  start = time.perf_counter()
+  compiled = step.lower(state, {"x": batch_x}, None).compile()
+  compile_s = time.perf_counter() - start
+  mem = compiled.memory_analysis()
+  planned = (mem.argument_size_in_bytes + mem.output_size_in_bytes
+             + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
+  return {"case": case, "what": "memory_plan", "batch": batch,
+          "per_device_batch": batch // jax.device_count(),
+          "planned_bytes": int(planned),
+          "argument_bytes": int(mem.argument_size_in_bytes),
+          "temp_bytes": int(mem.temp_size_in_bytes),
+          "compile_s": compile_s, "dtype": config.model.dtype,
+          "param_sharding": config.train.param_sharding,
+          "device": device_name()}
+
+
 def bench_sample(case, config, example_shape, batch, steps):
   model = nn.get_model(config.model)
   params = model.init(jax.random.key(0),
@@ -226,6 +266,13 @@ def main():
     rows.append(result)
 
   what = args.what.split(",")
+  if "memory" in what:
+    result = bench_memory(args.case, config, example_shape, batch)
+    print(json.dumps(result), flush=True)
+    print(f"# {args.case} {result['dtype']}: XLA plans "
+          f"{result['planned_bytes'] / 2**30:.2f} GiB per device at "
+          f"{result['per_device_batch']} examples per device "
+          f"({result['device']}; compiled, not run)")
   if "train" in what:
     emit(bench_train(args.case, config, example_shape, batch, args.steps))
   if "sample" in what:

