@@ -15,11 +15,31 @@ types (``dot``, ``eltwise``) were slower on that step and are left off.
 A user's own ``XLA_FLAGS`` win: a flag already named there is not touched,
 so ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=`` turns this off
 (``CM_JAX_XLA_CPU_DEFAULTS=0`` does the same for every flag here).
+
+XLA aborts on a flag it does not know, so the flag is set only for jaxlib
+versions from ``MIN_JAXLIB`` on (the one measured here). YNN fusions are
+experimental and have miscompiled some gradients in other code (reports
+against jaxlib 0.11.2): ``tests/test_xla_cpu.py`` checks that the iCT train
+step's loss and gradient are the same with and without the flag.
 """
 
+import importlib.metadata
 import os
 
 CPU_DEFAULTS = {"xla_cpu_experimental_ynn_fusion_type": "reduce"}
+MIN_JAXLIB = (0, 10, 2)
+
+
+def _jaxlib_version():
+  try:
+    version = importlib.metadata.version("jaxlib")
+  except importlib.metadata.PackageNotFoundError:
+    return None
+  parts = []
+  for piece in version.split(".")[:3]:
+    digits = "".join(ch for ch in piece if ch.isdigit())
+    parts.append(int(digits or 0))
+  return tuple(parts)
 
 
 def with_cpu_defaults(xla_flags: str) -> str:
@@ -32,5 +52,8 @@ def with_cpu_defaults(xla_flags: str) -> str:
 def set_cpu_defaults(environ=os.environ) -> None:
   """Adds ``CPU_DEFAULTS`` to ``environ["XLA_FLAGS"]`` (unless opted out)."""
   if environ.get("CM_JAX_XLA_CPU_DEFAULTS", "1") == "0":
+    return
+  version = _jaxlib_version()
+  if version is None or version < MIN_JAXLIB:
     return
   environ["XLA_FLAGS"] = with_cpu_defaults(environ.get("XLA_FLAGS", ""))

@@ -1,7 +1,6 @@
 """Scale switches: FSDP equals data parallelism; bf16 compute stays close."""
 
 import json
-import os
 
 import chex
 import jax
@@ -130,17 +129,3 @@ def test_steps_per_dispatch_and_prefetch_keep_the_metrics(tmp_path):
   with pytest.raises(ValueError, match="multiple of train.steps_per_dispatch"):
     loop.train(config, str(tmp_path / "bad"))
 
-
-def test_xla_cpu_defaults_leave_user_flags_alone():
-  from cm_jax import xla_cpu
-  flag = "--xla_cpu_experimental_ynn_fusion_type"
-  assert xla_cpu.with_cpu_defaults("--a=1") == f"--a=1 {flag}=reduce"
-  assert xla_cpu.with_cpu_defaults(f"{flag}=") == f"{flag}="  # user's own
-  env = {"XLA_FLAGS": "--a=1", "CM_JAX_XLA_CPU_DEFAULTS": "0"}
-  xla_cpu.set_cpu_defaults(env)
-  assert env["XLA_FLAGS"] == "--a=1"
-  env = {}
-  xla_cpu.set_cpu_defaults(env)
-  assert env["XLA_FLAGS"] == f"{flag}=reduce"
-  # This test process imported cm_jax before JAX started, so it runs with it.
-  assert f"{flag}=reduce" in os.environ["XLA_FLAGS"]
