@@ -16,8 +16,9 @@ A user's own ``XLA_FLAGS`` win: a flag already named there is not touched,
 so ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=`` turns this off
 (``CM_JAX_XLA_CPU_DEFAULTS=0`` does the same for every flag here).
 
-XLA aborts on a flag it does not know, so the flag is set only for jaxlib
-versions from ``MIN_JAXLIB`` on (the one measured here). YNN fusions are
+XLA aborts on a flag it does not know, so the flag is set only for the
+jaxlib versions measured here, ``JAXLIB_RANGE`` (from 0.11 on, XLA turns YNN
+fusions on by itself, with its own list of types). YNN fusions are
 experimental and have miscompiled some gradients in other code (reports
 against jaxlib 0.11.2): ``tests/test_xla_cpu.py`` checks that the iCT train
 step's loss and gradient are the same with and without the flag.
@@ -27,7 +28,7 @@ import importlib.metadata
 import os
 
 CPU_DEFAULTS = {"xla_cpu_experimental_ynn_fusion_type": "reduce"}
-MIN_JAXLIB = (0, 10, 2)
+JAXLIB_RANGE = ((0, 10, 2), (0, 11, 0))  # [from, before)
 
 
 def _jaxlib_version():
@@ -54,6 +55,6 @@ def set_cpu_defaults(environ=os.environ) -> None:
   if environ.get("CM_JAX_XLA_CPU_DEFAULTS", "1") == "0":
     return
   version = _jaxlib_version()
-  if version is None or version < MIN_JAXLIB:
+  if version is None or not JAXLIB_RANGE[0] <= version < JAXLIB_RANGE[1]:
     return
   environ["XLA_FLAGS"] = with_cpu_defaults(environ.get("XLA_FLAGS", ""))

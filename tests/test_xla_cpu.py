@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from cm_jax import xla_cpu
 
@@ -55,9 +56,10 @@ def test_defaults_leave_user_flags_alone():
   assert f"{FLAG}=reduce" in os.environ["XLA_FLAGS"]
 
 
-def test_older_jaxlib_gets_no_flag(monkeypatch):
-  """XLA aborts on flags it does not know: none for an unmeasured jaxlib."""
-  monkeypatch.setattr(xla_cpu, "_jaxlib_version", lambda: (0, 6, 0))
+@pytest.mark.parametrize("version", [(0, 6, 0), (0, 10, 1), (0, 11, 2), None])
+def test_unmeasured_jaxlib_gets_no_flag(monkeypatch, version):
+  """XLA aborts on flags it does not know: none outside the measured range."""
+  monkeypatch.setattr(xla_cpu, "_jaxlib_version", lambda: version)
   env = {"XLA_FLAGS": "--a=1"}
   xla_cpu.set_cpu_defaults(env)
   assert env["XLA_FLAGS"] == "--a=1"
