@@ -88,9 +88,9 @@ def timed(fn, *args, steps):
 
 
 def forward_gflop_per_image(model, example_shape, params, batch):
-  x, c_noise, labels, cond = dummy_inputs(model, example_shape, batch)
+  x, c_noise, labels, w = dummy_inputs(model, example_shape, batch)
   apply = jax.jit(
-      lambda p, x, c: model.apply({"params": p}, x, c, labels, cond))
+      lambda p, x, c: model.apply({"params": p}, x, c, labels, w))
   value = flops(apply.lower(params, x, c_noise).compile())
   return None if value is None else value / batch / 1e9
 
