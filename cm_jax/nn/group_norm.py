@@ -78,7 +78,10 @@ def _per_channel(v, channels):
   """
   b, g = v.shape
   member = np.repeat(np.eye(g, dtype=np.float32), channels // g, axis=1)
-  return (v @ jnp.asarray(member)).reshape(b, 1, 1, channels)
+  # HIGHEST: TPUs (bf16 passes) and GPUs (TF32) would otherwise round v.
+  per_channel = jnp.matmul(v, jnp.asarray(member),
+                           precision=jax.lax.Precision.HIGHEST)
+  return per_channel.reshape(b, 1, 1, channels)
 
 
 def _affine(x, scale, bias, num_groups, epsilon):
