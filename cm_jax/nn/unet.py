@@ -29,6 +29,10 @@ from cm_jax.nn.group_norm import GroupNorm
 XAVIER = nn.initializers.xavier_uniform()
 NEAR_ZERO = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")  # EDM init_zero
 ATTN_INIT = nn.initializers.variance_scaling(0.2, "fan_avg", "uniform")  # EDM init_attn
+# A Python float: JAX treats it as weakly typed, so x·SQRT_HALF keeps x's dtype.
+# np.sqrt(0.5) is a strongly typed float64 scalar and would promote a bfloat16
+# residual stream to float32.
+SQRT_HALF = float(np.sqrt(0.5))
 
 
 def resample(x, filt, direction):
@@ -204,7 +208,7 @@ class UNet(nn.Module):
 
   def _block(self, out_ch, name, **kw):
     return ResBlock(out_ch, dropout=self.dropout, resample_filter=self.resample_filter,
-                    skip_scale=np.sqrt(0.5) if self.skip_rescale else 1.0,
+                    skip_scale=SQRT_HALF if self.skip_rescale else 1.0,
                     dtype=self.dtype, name=name, **kw)
 
   def _encoder(self, x, emb, train):
@@ -219,7 +223,7 @@ class UNet(nn.Module):
         if self.residual_input:  # EDM encoder_type="residual": aux ← (h + down(conv(aux)))/√2
           aux = nn.Conv(h.shape[-1], (3, 3), kernel_init=XAVIER, dtype=self.dtype,
                         name=f"enc{res}_aux")(aux)
-          h = aux = (h + resample(aux, self.resample_filter, "down")) * np.sqrt(0.5)
+          h = aux = (h + resample(aux, self.resample_filter, "down")) * SQRT_HALF
       skips.append(h)
       for i in range(self.num_res_blocks):
         h = self._block(self.ch * mult, f"enc{res}_block{i}",
