@@ -159,6 +159,30 @@ def bench_train(case, config, example_shape, batch, steps):
              num_params=runner.num_params)
 
 
+def saved_activation_bytes(model, params, example_shape, batch):
+  """Bytes that autodiff keeps from one differentiated forward pass of
+  ``model`` (train mode, dropout on) for its backward: the residuals of
+  ``jax.vjp``, read off the traced program, so the same on every backend.
+  It is the jaxpr's count, before XLA fuses, rematerialises or drops
+  buffers (a broadcast zero that dropout keeps is counted in full), and it
+  leaves out the no-grad θ⁻ pass and the backward's own temporaries: a
+  guide to what the activations cost, not a device's peak. Arrays shaped
+  like a parameter (the float32 parameters themselves, kept for the input
+  gradients) are not counted: they are already in the train state."""
+  x, c_noise, labels, w = dummy_inputs(model, example_shape, batch)
+
+  def residuals(params, x):
+    forward = lambda p, x: model.apply(
+        {"params": p}, x, c_noise, labels, w, train=True,
+        rngs={"dropout": jax.random.key(0)})
+    return jax.tree.leaves(jax.vjp(forward, params, x)[1])
+
+  saved = jax.eval_shape(residuals, params, x)
+  param_ids = {(p.shape, p.dtype) for p in jax.tree.leaves(params)}
+  return int(sum(r.size * r.dtype.itemsize for r in saved
+                 if (r.shape, r.dtype) not in param_ids))
+
+
 def bench_memory(case, config, example_shape, batch):
   """XLA's buffer plan for one train step, compiled but never run: the
   bytes of arguments + outputs + temporaries − donated aliases, per device
@@ -187,9 +211,12 @@ def bench_memory(case, config, example_shape, batch):
   mem = compiled.memory_analysis()
   planned = (mem.argument_size_in_bytes + mem.output_size_in_bytes
              + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
+  per_device = batch // jax.device_count()
   return {"case": case, "what": "memory_plan", "batch": batch,
-          "per_device_batch": batch // jax.device_count(),
+          "per_device_batch": per_device,
           "planned_bytes": int(planned),
+          "saved_activation_bytes": saved_activation_bytes(
+              model, abstract.online, example_shape, per_device),
           "argument_bytes": int(mem.argument_size_in_bytes),
           "temp_bytes": int(mem.temp_size_in_bytes),
           "compile_s": compile_s, "dtype": config.model.dtype,
@@ -237,6 +264,12 @@ def bench_fid(batch, steps):
              statistics.median(times), compile_s)
 
 
+def _size(num_bytes):
+  if num_bytes >= 2**30:
+    return f"{num_bytes / 2**30:.2f} GiB"
+  return f"{num_bytes / 2**20:.1f} MiB"
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--case", default="ict_cifar10_cpu")
@@ -270,9 +303,13 @@ def main():
     result = bench_memory(args.case, config, example_shape, batch)
     print(json.dumps(result), flush=True)
     print(f"# {args.case} {result['dtype']}: XLA plans "
-          f"{result['planned_bytes'] / 2**30:.2f} GiB per device at "
+          f"{_size(result['planned_bytes'])} per device at "
           f"{result['per_device_batch']} examples per device "
-          f"({result['device']}; compiled, not run)")
+          f"({result['device']}; compiled, not run); autodiff saves "
+          f"{_size(result['saved_activation_bytes'])} of "
+          f"activations per device (traced program, any backend) next to "
+          f"{_size(result['argument_bytes'])} of train state and "
+          f"batch")
   if "train" in what:
     emit(bench_train(args.case, config, example_shape, batch, args.steps))
   if "sample" in what:
