@@ -72,12 +72,16 @@ def test_bfloat16_compute_gives_float32_output():
   assert np.all(np.isfinite(out))
 
 
-def test_bfloat16_compute_keeps_the_activations_bfloat16():
-  """What the backward pass keeps (the vjp's residuals) is bf16, apart from
-  per-channel statistics and the attention probabilities (softmax in f32).
+@pytest.mark.parametrize("base", [
+    dict(TINY_UNET, dropout=0.1),
+    dict(name="autoencoder", ch=16, ch_mult=(1, 2), num_res_blocks=1)])
+def test_bfloat16_compute_keeps_the_activations_bfloat16(base):
+  """What the backward pass keeps (the vjp's residuals) of every feature map
+  is bf16. Per-channel statistics, the attention probabilities (softmax in
+  f32) and the autoencoder's latent (μ, log σ², z: 4 channels) stay f32.
   A float64 NumPy scalar in a residual sum once promoted the whole bf16
   residual stream to float32: 2.1 GiB more at paper size, batch 128."""
-  model = make(TINY_UNET, dtype="bfloat16", dropout=0.1)
+  model = make(base, dtype="bfloat16")
   params = random_params(model, IMAGE)
   x, c = inputs(IMAGE)
 
@@ -88,7 +92,7 @@ def test_bfloat16_compute_keeps_the_activations_bfloat16():
 
   saved = jax.eval_shape(residuals, params, x, c)
   spatial = [r for r in saved if r.ndim == 4 and r.shape[0] == IMAGE[0]
-             and r.shape[1] * r.shape[2] > 1]
+             and r.shape[1] * r.shape[2] > 1 and r.shape[3] >= base["ch"]]
   assert len(spatial) > 20
   float32 = [r.shape for r in spatial if r.dtype == jnp.float32]
   assert not float32, f"float32 activations saved in a bf16 model: {float32}"
