@@ -13,6 +13,8 @@
 #     < 16 GiB);
 #   - 1- and 2-step consistency sampling and the EDM Heun-35 sampler at batch
 #     1, 64 and 1024 (target: 1-step at 1024 well under a second);
+#   - XLA:GPU's buffer plan for that bf16 step and the activations autodiff
+#     saves (`--what memory`), to set beside the measured peak;
 #   - the same train step in float32, for the bf16 speed-up (last: if the
 #     time runs out, the bf16 figures are already in $OUT).
 set -uo pipefail
@@ -30,5 +32,7 @@ python3 -c "import jax; print(jax.__version__, jax.devices())"
 python3 -m benchmarks.run --case ict_cifar10 --dtype bfloat16 --batch 128 \
     --what train,sample --steps 10 --sample_batches 1,64,1024 \
     | tee "$out/ict_cifar10_bf16.txt"
+python3 -m benchmarks.run --case ict_cifar10 --dtype bfloat16 --batch 128 \
+    --what memory | tee "$out/ict_cifar10_bf16_memory.txt"
 python3 -m benchmarks.run --case ict_cifar10 --batch 128 --what train \
     --steps 10 | tee "$out/ict_cifar10_f32.txt"
