@@ -14,10 +14,12 @@ import time
 import jax
 import numpy as np
 
+from cm_jax import allocator
 from cm_jax.evaluation import fid
 
 
 def main():
+  allocator.reexec_with_tcmalloc()  # as launch.py does
   parser = argparse.ArgumentParser()
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--num", type=int, default=512)
@@ -34,7 +36,8 @@ def main():
   run_s = time.perf_counter() - start
   result = {"case": f"fid_features_{args.size}px", "batch": extractor.batch_size,
             "images_per_s": args.num / run_s, "compile_s": compile_s,
-            "device": f"{jax.devices()[0].device_kind} x{jax.device_count()}"}
+            "device": f"{jax.devices()[0].device_kind} x{jax.device_count()}",
+            "allocator": allocator.loaded()}
   print(json.dumps(result))
   print(f"FID features: {result['images_per_s']:.1f} images/s at batch "
         f"{result['batch']} on {result['device']} (first batch incl. "

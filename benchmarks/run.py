@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from cm_jax import generate, nn, sharding
+from cm_jax import allocator, generate, nn, sharding
 from cm_jax.train import objective, optim
 from cm_jax.train.objective import Diffusion
 from cm_jax.train.state import dummy_inputs, init_state, state_shardings
@@ -102,7 +102,7 @@ def row(case, what, batch, step_s, compile_s, gflop_step=None, **extra):
           "images_per_s": batch / step_s, "step_s": step_s,
           "compile_s": compile_s, "peak_mem_bytes": peak_memory(),
           "tflops": tflops, "mfu": tflops / peak if tflops and peak else None,
-          "device": device_name(), **extra}
+          "device": device_name(), "allocator": allocator.loaded(), **extra}
 
 
 class TrainRunner:
@@ -271,6 +271,7 @@ def _size(num_bytes):
 
 
 def main():
+  allocator.reexec_with_tcmalloc()  # as launch.py does
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--case", default="ict_cifar10_cpu")
   parser.add_argument("--batch", type=int, default=None,

@@ -121,7 +121,9 @@ def main():
       "fwd_gflop_per_image": gflop, "block_out_channels": [width, 2 * width],
       "layers_per_block": layers,
       "params": sum(p.numel() for p in model.parameters()),
-      "threads": torch.get_num_threads(), "torch": torch.__version__}),
+      "threads": torch.get_num_threads(), "torch": torch.__version__,
+      # The allocator it inherited from vs_pytorch (tcmalloc or glibc's).
+      "tcmalloc": "tcmalloc" in open("/proc/self/maps").read()}),
         flush=True)
   if args.serve:
     for line in sys.stdin:

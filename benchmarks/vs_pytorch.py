@@ -25,6 +25,7 @@ import sys
 import jax
 
 from benchmarks import run as bench
+from cm_jax import allocator
 from configs import ict_cifar10
 
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -68,6 +69,9 @@ class Peer:
 
 
 def main():
+  # Under tcmalloc when installed, as launch.py runs; the peer inherits the
+  # preload, so both sides run with the same allocator.
+  allocator.reexec_with_tcmalloc()
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--torch_python", default=sys.executable,
                       help="a Python with torch and diffusers")
@@ -103,7 +107,7 @@ def main():
         "images_per_s_best": args.batch / min(times[name]),
         "step_s_all": times[name], "fwd_gflop_per_image": fwd,
         "fwd_tflops": args.batch * fwd / step_s / 1e3,
-        "device": bench.device_name()}
+        "device": bench.device_name(), "allocator": allocator.loaded()}
   rows["cm_jax"].update(
       ch=args.ch, ch_mult=args.ch_mult, num_res_blocks=args.num_res_blocks,
       num_params=jax_side.num_params, compile_s=jax_side.compile_s,
@@ -111,6 +115,8 @@ def main():
   rows["torch"].update({k: peer.info[k] for k in (
       "block_out_channels", "layers_per_block", "params", "threads",
       "torch")})
+  rows["torch"]["allocator"] = ("tcmalloc" if peer.info["tcmalloc"]
+                                else "default")
   ratio = rows["cm_jax"]["images_per_s"] / rows["torch"]["images_per_s"]
   flop_ratio = rows["cm_jax"]["fwd_tflops"] / rows["torch"]["fwd_tflops"]
   # The fastest step of each: what each side does when least disturbed.
@@ -139,7 +145,9 @@ def main():
   print(f"cm_jax / torch images/s: {ratio:.2f}× median, {best_ratio:.2f}× "
         f"fastest step (target ≥ 1.2×); FLOP-rate ratio {flop_ratio:.2f}×; "
         f"{args.reps} interleaved rounds of "
-        f"{args.steps} steps; device: {bench.device_name()}")
+        f"{args.steps} steps; device: {bench.device_name()}; allocator: "
+        f"cm_jax {rows['cm_jax']['allocator']}, torch "
+        f"{rows['torch']['allocator']}")
 
 
 if __name__ == "__main__":
