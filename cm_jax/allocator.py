@@ -6,9 +6,9 @@ every step: a quarter of a second of system time per CPU-size iCT step
 (``benchmarks/vs_pytorch.py``, batch 32, 2-core AMD EPYC), out of about
 0.9 s. tcmalloc keeps freed pages for reuse: system time 0.25 → 0.01 s per
 step, step 0.92–1.0 → 0.78–0.82 s. glibc's own knobs, set in the process
-(``mallopt``: no mmap and no trimming) left the system time at 0.25 s; one
-malloc arena (``M_ARENA_MAX=1``) cut it to 0.04 s but made the step no
-faster.
+with ``mallopt``, did not do it: no mmap and no trimming left the system
+time at 0.25 s; adding a single malloc arena cut it to 0.04 s, but the
+step got no faster.
 
 A process cannot change its allocator once started, so ``launch.py`` and
 the benchmarks call ``reexec_with_tcmalloc()`` first: if a tcmalloc library
