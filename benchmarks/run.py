@@ -178,9 +178,9 @@ def saved_activation_bytes(model, params, example_shape, batch):
     return jax.tree.leaves(jax.vjp(forward, params, x)[1])
 
   saved = jax.eval_shape(residuals, params, x)
-  param_ids = {(p.shape, p.dtype) for p in jax.tree.leaves(params)}
+  param_shapes = {(p.shape, p.dtype) for p in jax.tree.leaves(params)}
   return int(sum(r.size * r.dtype.itemsize for r in saved
-                 if (r.shape, r.dtype) not in param_ids))
+                 if (r.shape, r.dtype) not in param_shapes))
 
 
 def bench_memory(case, config, example_shape, batch):
