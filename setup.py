@@ -7,6 +7,9 @@ setuptools.setup(
     version="0.1.0",
     description="Consistency models in JAX/Flax: CD, CT, iCT and LCM.",
     packages=setuptools.find_packages(include=["cm_jax", "cm_jax.*"]),
+    # The real-image fixture of the :smoke configs and tests (400 CIFAR-10
+    # images, scripts/make_cifar10_fixture.py).
+    package_data={"cm_jax": ["data/fixtures/*.npz"]},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.6,<0.12",

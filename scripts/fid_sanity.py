@@ -1,11 +1,14 @@
-"""FID sanity figures on real CIFAR-10 (the shipped subset).
+"""FID sanity figures on real CIFAR-10 images.
 
-    python scripts/fid_sanity.py [--npz ../shared/data/cifar10_subset.npz]
+    python scripts/fid_sanity.py                 # the package's fixture
+    python scripts/fid_sanity.py --npz=PATH.npz  # e.g. a larger subset
 
 Prints FID(train, test), FID(test, test) (0 up to round-off) and FID(train,
 test + Gaussian noise of std σ/255) for growing σ, which must grow. The
-subset's 4,000/1,000 images bias FID upward against the 50k protocol: only
-compare figures at equal counts.
+default is the CIFAR-10 fixture shipped in cm_jax/data/fixtures (300 train,
+100 test images); any npz with x_train and x_test uint8 arrays works. So few
+images bias FID upward against the 50k protocol: only compare figures at
+equal counts.
 """
 
 import argparse
@@ -20,14 +23,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 
 from cm_jax.evaluation import fid
-from configs.base import SHARED_CIFAR10_SUBSET
+from configs.base import CIFAR10_FIXTURE
 
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--npz", default=SHARED_CIFAR10_SUBSET)
-  parser.add_argument("--num_train", type=int, default=4000)
-  parser.add_argument("--num_test", type=int, default=1000)
+  parser.add_argument("--npz", default=CIFAR10_FIXTURE,
+                      help="x_train/x_test uint8 arrays; default: the fixture")
+  parser.add_argument("--num_train", type=int, default=None,
+                      help="first images of x_train used; default: all")
+  parser.add_argument("--num_test", type=int, default=None,
+                      help="first images of x_test used; default: all")
   parser.add_argument("--noise", default="4,16,64",
                       help="noise std in uint8 levels, comma separated")
   args = parser.parse_args()

