@@ -3,11 +3,17 @@
   python launch.py --config=configs/ict_cifar10.py --workdir=runs/ict
   python launch.py --config=configs/toy2d.py --workdir=runs/toy --mode=sample \
       --config.sample.steps=2
+
+A config that fails to load (e.g. an unknown ``file.py:arg``) or an override
+of a field the config does not declare stops with one line, exit status 2.
 """
 
+import difflib
 import logging as std_logging
 import os
+import sys
 
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -61,6 +67,101 @@ def _initialize_distributed():
                jax.local_device_count(), jax.device_count())
 
 
+def _config_argv(argv):
+  """(the --config value, the overridden field paths) of ``argv``."""
+  path, fields = None, []
+  for i, arg in enumerate(argv):
+    name, eq, value = arg.lstrip("-").partition("=")
+    if name == "config":
+      path = value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    elif name.startswith(("config.", "noconfig.")):
+      fields.append(name.split(".", 1)[1])
+  return path, fields
+
+
+def _field_names(config, prefix=""):
+  """Dotted names of ``config``'s leaf fields."""
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _field_names(value, f"{prefix}{key}.")
+    else:
+      yield prefix + key
+
+
+def _has_field(config, field):
+  for part in field.split("."):
+    if not isinstance(config, ml_collections.ConfigDict) or part not in config:
+      return False
+    config = config[part]
+  return True
+
+
+def _unknown_field_line(argv):
+  """One line naming the first override of an undeclared field and the
+  nearest declared ones; None if every override names a field."""
+  path, fields = _config_argv(argv)
+  config = flags.FLAGS["config"].parser.parse(path)  # the config file's
+  if not isinstance(config, ml_collections.ConfigDict):
+    return _not_loaded_line(path)
+  names = list(_field_names(config))
+  for field in fields:
+    if _has_field(config, field):
+      continue
+    near = difflib.get_close_matches(field, names, n=3, cutoff=0.75)
+    if not near:  # the right name in another group: match the last part
+      leaf = field.rsplit(".", 1)[-1]
+      leaves = difflib.get_close_matches(
+          leaf, [n.rsplit(".", 1)[-1] for n in names], n=3, cutoff=0.75)
+      near = [n for n in names if n.rsplit(".", 1)[-1] in leaves][:3]
+    hint = (f"did you mean {' or '.join(near)}?" if near else
+            "configs/base.py declares every field.")
+    return f"{path} has no field {field!r}; {hint}"
+  return None
+
+
+def _config_load_line(error, argv):
+  """The config file's own error (e.g. an unknown file.py:arg) if ``error``
+  came from loading it, else None."""
+  chain = [error]
+  while chain[-1].__cause__ or chain[-1].__context__:
+    chain.append(chain[-1].__cause__ or chain[-1].__context__)
+  for outer, inner in zip(chain, chain[1:]):
+    if str(outer).startswith("Error whilst parsing config file"):
+      return f"{_config_argv(argv)[0]}: {inner}"
+  return None
+
+
+def _not_loaded_line(path):
+  return (f"cannot load the config file {path!r}; pass "
+          "--config=configs/NAME.py (or NAME.py:arg).")
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, except that a config that fails to load or an
+  override of an undeclared field exits with one line and status 2."""
+  try:
+    remaining = flags.FLAGS(argv)
+  except (AttributeError, KeyError, OSError):  # ConfigDict: no such field
+    line = _unknown_field_line(argv)
+    if line is None:
+      raise
+    _exit(line)
+  except flags.Error as e:
+    line = _config_load_line(e, argv)
+    if line is None:  # another flag: absl's own message and status
+      sys.stderr.write(f"FATAL Flags parsing error: {e}\n")
+      sys.exit(1)
+    _exit(line)
+  if not isinstance(_CONFIG.value, ml_collections.ConfigDict):
+    _exit(_not_loaded_line(_config_argv(argv)[0]))
+  return remaining
+
+
+def _exit(line):
+  sys.stderr.write(f"launch.py: {line}\n")
+  sys.exit(2)
+
+
 def _quiet_libraries(record):
   """Keeps Orbax's and JAX's INFO chatter out of the run's log."""
   noisy = ("orbax", "jax/_src", "etils")
@@ -79,4 +180,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -23,11 +23,11 @@ import time
 import jax
 import numpy as np
 
-from cm_jax import allocator, generate, nn, sharding
-from cm_jax.train import objective, optim
-from cm_jax.train.objective import Diffusion
-from cm_jax.train.state import dummy_inputs, init_state, state_shardings
-from cm_jax.train.step import jit_train_step
+import jax.numpy as jnp
+
+from cm_jax import allocator, generate, keys, nn, processes, sharding
+from cm_jax.data import ArraySource
+from cm_jax.experiment import Experiment
 from configs import ict_cifar10, toy2d
 
 # Dense bf16 peak TFLOP/s per chip, for MFU.
@@ -88,7 +88,7 @@ def timed(fn, *args, steps):
 
 
 def forward_gflop_per_image(model, example_shape, params, batch):
-  x, c_noise, labels, w = dummy_inputs(model, example_shape, batch)
+  x, c_noise, labels, w = nn.dummy_inputs(model, example_shape, batch)
   apply = jax.jit(
       lambda p, x, c: model.apply({"params": p}, x, c, labels, w))
   value = flops(apply.lower(params, x, c_noise).compile())
@@ -105,35 +105,38 @@ def row(case, what, batch, step_s, compile_s, gflop_step=None, **extra):
           "device": device_name(), "allocator": allocator.loaded(), **extra}
 
 
+def synthetic_experiment(config, example_shape, batch):
+  """The ``Experiment`` of ``config`` on a synthetic data set of ``batch``
+  examples of ``example_shape`` (no data set needed)."""
+  if len(example_shape) == 3:
+    x = np.random.default_rng(0).integers(0, 256, (batch, *example_shape),
+                                          np.uint8)
+  else:
+    x = np.random.default_rng(0).standard_normal(
+        (batch, *example_shape)).astype(np.float32)
+  return Experiment(config, "/unused", source=ArraySource(x=x))
+
+
 class TrainRunner:
-  """The compiled train step of ``config`` on a synthetic batch, holding its
-  (donated) state: ``run(steps)`` → the step times in seconds. Attributes:
-  compile_s, gflop_step (XLA's count for one step), fwd_gflop_per_image,
-  num_params."""
+  """The compiled train step of ``config`` (``Experiment.train_step``) on a
+  synthetic batch, holding its (donated) state: ``run(steps)`` → the step
+  times in seconds. Attributes: compile_s, gflop_step (XLA's count for one
+  step), fwd_gflop_per_image, num_params."""
 
   def __init__(self, config, example_shape, batch):
-    mesh = sharding.make_mesh()
-    model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
-    init = lambda: init_state(model, tx, example_shape, 0)
-    state_sharding = state_shardings(jax.eval_shape(init), mesh,
-                                     config.train.param_sharding)
-    state = jax.jit(init, out_shardings=state_sharding)()
-    step = jit_train_step(
-        state_sharding, sharding.batch_sharding(mesh), None, model=model,
-        tx=tx, objective=objective.make_objective(config, example_shape),
-        lr_schedule=optim.learning_rate_schedule(config.optim),
-        ema_decay=config.train.ema_decay)
+    exp = synthetic_experiment(config, example_shape, batch)
+    state = exp.new_state()
     self.batch = {"x": jax.device_put(
         jax.random.uniform(jax.random.key(0), (batch, *example_shape),
                            minval=-1, maxval=1),
-        sharding.batch_sharding(mesh))}
+        sharding.batch_sharding(exp.mesh))}
     start = time.perf_counter()
-    self.compiled = step.lower(state, self.batch, None).compile()
+    self.compiled = exp.train_step().lower(state, self.batch, None).compile()
     self.compile_s = time.perf_counter() - start
     gflop = flops(self.compiled)
     self.gflop_step = gflop and gflop / 1e9
     self.fwd_gflop_per_image = forward_gflop_per_image(
-        model, example_shape, state.online, min(batch, 8))
+        exp.model, example_shape, state.online, min(batch, 8))
     self.num_params = int(sum(p.size for p in jax.tree.leaves(state.online)))
     self.state = state
     self.run(1)  # warm-up
@@ -169,7 +172,7 @@ def saved_activation_bytes(model, params, example_shape, batch):
   guide to what the activations cost, not a device's peak. Arrays shaped
   like a parameter (the float32 parameters themselves, kept for the input
   gradients) are not counted: they are already in the train state."""
-  x, c_noise, labels, w = dummy_inputs(model, example_shape, batch)
+  x, c_noise, labels, w = nn.dummy_inputs(model, example_shape, batch)
 
   def residuals(params, x):
     forward = lambda p, x: model.apply(
@@ -190,21 +193,11 @@ def bench_memory(case, config, example_shape, batch):
   reports the measured peak instead; this is for sizing a run from a
   machine without the chip (the plan is the compiling backend's, so a CPU
   estimate for a GPU run is indicative only)."""
-  mesh = sharding.make_mesh()
-  model, tx = nn.get_model(config.model), optim.make_optimizer(config.optim)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, example_shape, 0))
-  state_sharding = state_shardings(abstract, mesh,
-                                   config.train.param_sharding)
-  state = jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-      abstract, state_sharding)
+  exp = synthetic_experiment(config, example_shape, batch)
+  state = exp.abstract_state()
   batch_x = jax.ShapeDtypeStruct((batch, *example_shape), np.float32,
-                                 sharding=sharding.batch_sharding(mesh))
-  step = jit_train_step(
-      state_sharding, sharding.batch_sharding(mesh), None, model=model,
-      tx=tx, objective=objective.make_objective(config, example_shape),
-      lr_schedule=optim.learning_rate_schedule(config.optim),
-      ema_decay=config.train.ema_decay)
+                                 sharding=sharding.batch_sharding(exp.mesh))
+  step = exp.train_step()
   start = time.perf_counter()
   compiled = step.lower(state, {"x": batch_x}, None).compile()
   compile_s = time.perf_counter() - start
@@ -216,7 +209,7 @@ def bench_memory(case, config, example_shape, batch):
           "per_device_batch": per_device,
           "planned_bytes": int(planned),
           "saved_activation_bytes": saved_activation_bytes(
-              model, abstract.online, example_shape, per_device),
+              exp.model, state.online, example_shape, per_device),
           "argument_bytes": int(mem.argument_size_in_bytes),
           "temp_bytes": int(mem.temp_size_in_bytes),
           "compile_s": compile_s, "dtype": config.model.dtype,
@@ -227,20 +220,22 @@ def bench_memory(case, config, example_shape, batch):
 def bench_sample(case, config, example_shape, batch, steps):
   model = nn.get_model(config.model)
   params = model.init(jax.random.key(0),
-                      *dummy_inputs(model, example_shape))["params"]
-  diffusion = Diffusion(**config.diffusion)
+                      *nn.dummy_inputs(model, example_shape))["params"]
+  process = processes.make_process(config)
   shape = (batch, *example_shape)
-  samplers = {
-      "sample_1step": generate.make_sampler(model, diffusion, shape, ()),
-      "sample_2step": generate.make_sampler(model, diffusion, shape,
-                                            tuple(config.sample.ts[:1])),
-      "sample_heun35": generate.make_ode_sampler(model, diffusion, shape, 18,
-                                                 "heun"),
+  sampler = lambda name: generate.make_sampler(model, process, shape, name,
+                                               config)
+  cases = {  # (sampler of generate.SAMPLERS, times)
+      "sample_1step": ("onestep", jnp.zeros((0,), jnp.float32)),
+      "sample_2step": ("multistep", jnp.asarray(config.sample.ts[:1],
+                                                jnp.float32)),
+      "sample_heun35": ("ode", process.grid(18)[::-1]),
   }
+  per_example = keys.per_example(jax.random.key(1), 0, batch)
   rows = []
-  for what, sampler in samplers.items():
-    compile_s, step_s, compiled = timed(sampler, params, jax.random.key(1),
-                                        None, steps=steps)
+  for what, (name, times) in cases.items():
+    compile_s, step_s, compiled = timed(sampler(name), params, per_example,
+                                        times, None, steps=steps)
     gflop = flops(compiled)
     rows.append(row(case, what, batch, step_s, compile_s,
                     gflop and gflop / 1e9, latency_s=step_s))

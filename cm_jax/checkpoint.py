@@ -17,8 +17,11 @@ import json
 import os
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
+
+from cm_jax import nn, sharding
 
 ARRAY_ITEMS = ("online", "target", "ema", "opt_state")
 ITEMS = ARRAY_ITEMS + ("meta",)
@@ -27,9 +30,15 @@ ITEMS = ARRAY_ITEMS + ("meta",)
 # in them that do not change the parameters.
 ARCHITECTURE_GROUPS = ("model",)
 NOT_ARCHITECTURE = ("dropout", "dtype")
-# Fields added to a group after checkpoints were written, with the value that
-# a config lacking them (an older checkpoint's, the autoencoder's) implies.
-IMPLIED = {"model": {"context_dim": 0}}
+
+
+def _implied(group, config):
+  """What a config lacking a field of ``group`` implies: the network's own
+  default (configs written before base.py declared every field, or before
+  the field existed, set only some)."""
+  if group != "model" or config.get("name") not in nn.MODELS:
+    return {}
+  return nn.model_defaults(config["name"])
 
 
 def checkpoint_dir(workdir):
@@ -151,9 +160,10 @@ def restore(manager, abstract, step):
 
 def config_differences(saved_config, config, group):
   """["group.field: old there, new now", …] between a saved and a live config."""
-  implied = IMPLIED.get(group, {})
-  old = {**implied, **saved_config.get(group, {})}
-  new = {**implied, **json.loads(config[group].to_json())}
+  old = dict(saved_config.get(group, {}))
+  new = json.loads(config[group].to_json())
+  old = {**_implied(group, old), **old}
+  new = {**_implied(group, new), **new}
   keys = sorted((set(old) | set(new)) - set(NOT_ARCHITECTURE))
   return [f"{group}.{k}: {old.get(k)!r} there, {new.get(k)!r} now"
           for k in keys if old.get(k) != new.get(k)]
@@ -178,3 +188,18 @@ def check_compatible(saved_config, config, workdir, saved_shape=None,
       raise ValueError(f"{workdir} holds checkpoints of a different {group} "
                        f"({', '.join(diff)}); use a fresh --workdir or the "
                        "original config.")
+
+
+def restore_network(manager, meta, mesh, example_shape):
+  """(model, EMA params replicated on ``mesh``) of the checkpoint ``meta``
+  describes (another run's: a teacher, an autoencoder); the network is
+  rebuilt from the config stored in it."""
+  model = nn.get_model(ml_collections.ConfigDict(meta["config"]["model"]))
+  init = lambda: model.init(jax.random.key(0),
+                            *nn.dummy_inputs(model, example_shape))
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                     sharding=sharding.replicated(mesh)),
+      jax.eval_shape(init)["params"])
+  params = restore(manager, {"ema": abstract}, meta["step"])["ema"]
+  return model, params

@@ -1,17 +1,26 @@
 """Sampling from a trained consistency model (one step, CM Alg. 1, LCM Alg. 3)
 or from a diffusion teacher (EDM's Heun or DDIM), with class labels, context
-vectors and classifier-free guidance."""
+vectors and classifier-free guidance.
 
+``SAMPLERS`` is the one table of samplers, selected by name
+(``sample.sampler``; "" = the default for the objective's kind of sampler and
+the process, ``DEFAULT_SAMPLERS``). ``consistency_function`` is the one
+builder of f(x, t) from trained parameters, shared by sampling, editing and
+the τ search.
+"""
+
+import dataclasses
 import functools
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax import processes, samplers, schedules, solvers, visualize
-from cm_jax.train.step import network
-from cm_jax.train.writer import ProgressBar
+from cm_jax import (keys, nn, processes, registry, samplers, schedules,
+                    solvers, visualize)
+from cm_jax.progress import ProgressBar
 
 
 def sample_times(sample_config, steps, diffusion):
@@ -114,63 +123,119 @@ def cycled(contexts, start, num):
   return jnp.asarray(contexts[(start + np.arange(num)) % len(contexts)])
 
 
-def make_sampler(model, diffusion, batch_shape, ts):
-  """jit-compiled (params, key, labels, w=None, context=None) → samples
-  [batch_shape]: a consistency model in one step from T (``ts`` empty) or CM
-  Alg. 1 through ``ts`` (LCM Alg. 3 for the VP process). ``diffusion`` is a
-  noise process (``cm_jax.processes``); ``w`` [B] is the guidance-scale input
-  of an LCM; ``context`` [B, D] the per-example context."""
-  t_max = diffusion.t_max
-
-  def run(params, key, labels, w=None, context=None):
-    net = functools.partial(network(model, params, labels, context=context),
-                            w=w)
-    f = diffusion.consistency_fn(net)
-    if isinstance(diffusion, processes.VP):
-      return samplers.process_multistep(f, key, batch_shape, jnp.asarray(ts),
-                                        process=diffusion)
-    if not ts:
-      return samplers.onestep(f, key, batch_shape, t_max=t_max)
-    return samplers.multistep(f, key, batch_shape, jnp.asarray(ts), t_max=t_max,
-                              eps=diffusion.sigma_min)
-
-  return jax.jit(run)
+def consistency_function(model, process, params, labels=None, w=None,
+                         context=None):
+  """f(x, t) of a trained consistency model: the process's parametrisation
+  (VE: CM eq. 5; VP: LCM eq. 9) of the raw network at ``params``, on
+  ``labels`` [B] and ``context`` [B, D] (None: the null condition), with
+  LCM's guidance scale ``w`` [B] as input (None for models without it).
+  Sampling, editing and the τ search all build f here."""
+  net = functools.partial(nn.network(model, params, labels, context=context),
+                          w=w)
+  return process.consistency_fn(net)
 
 
-def make_ode_sampler(model, diffusion, batch_shape, num_steps, solver):
-  """jit-compiled (params, key, labels, w=None, context=None) → samples of
-  the diffusion teacher: EDM's deterministic sampler over a
-  ``num_steps``-point grid (EDM Alg. 1), or DDIM over ``num_steps`` DDPM
-  steps for the VP process. With ``w`` [B], classifier-free guidance
+def guided_denoiser(model, process, params, labels=None, w=None,
+                    context=None):
+  """D(x, t) of a diffusion teacher; with ``w`` [B], classifier-free guidance
   D̃ = (1 + w)·D(·, c) − w·D(·, ∅), c = (labels, context), ∅ = (the null
   label, the zero context)."""
-  sigmas = diffusion.grid(num_steps)[::-1]
+  denoiser = process.denoiser(nn.network(model, params, labels,
+                                         context=context))
+  if w is None:
+    return denoiser
+  return solvers.guided_denoiser(
+      denoiser, process.denoiser(nn.network(model, params, None)), w)
 
-  def run(params, key, labels, w=None, context=None):
-    denoiser = diffusion.denoiser(network(model, params, labels,
-                                          context=context))
-    if w is not None:
-      denoiser = solvers.guided_denoiser(
-          denoiser, diffusion.denoiser(network(model, params, None)), w)
-    if isinstance(diffusion, processes.VP):
-      return samplers.ddim_sample(denoiser, key, batch_shape, sigmas,
-                                  process=diffusion)
-    return samplers.ode_sample(denoiser, key, batch_shape, sigmas, solver=solver)
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+  """One entry of ``SAMPLERS``: ``run(g, key, shape, times, process,
+  config)`` with g the consistency function (``uses`` = "consistency") or
+  the denoiser ("denoiser"); ``times`` descending (the intermediate τs of a
+  consistency sampler, the σ or DDPM-step grid of an ODE sampler)."""
+
+  uses: str
+  run: Callable
+
+
+SAMPLERS = {
+    # CM Alg. 1 with N = 1: x = f(T·z, T).
+    "onestep": Sampler("consistency", lambda f, key, shape, ts, p, c:
+                       samplers.onestep(f, key, shape, t_max=p.t_max)),
+    # CM Alg. 1 through the τs.
+    "multistep": Sampler("consistency", lambda f, key, shape, ts, p, c:
+                         samplers.multistep(f, key, shape, ts, t_max=p.t_max,
+                                            eps=p.t_min)),
+    # LCM Alg. 3: CM Alg. 1 for any process (VP: z_τ = α(τ)·x + σ(τ)·z).
+    "lcm_multistep": Sampler("consistency", lambda f, key, shape, ts, p, c:
+                             samplers.process_multistep(f, key, shape, ts,
+                                                        process=p)),
+    # EDM Alg. 1 (deterministic), sample.ode_solver steps (Heun: 2N − 1 NFE).
+    "ode": Sampler("denoiser", lambda d, key, shape, ts, p, c:
+                   samplers.ode_sample(d, key, shape, ts,
+                                       solver=c.ode_solver)),
+    # DDIM (η = 0) along DDPM steps.
+    "ddim": Sampler("denoiser", lambda d, key, shape, ts, p, c:
+                    samplers.ddim_sample(d, key, shape, ts, process=p)),
+}
+
+# The default sampler of (objective's sampler kind, process, steps).
+DEFAULT_SAMPLERS = {
+    ("consistency", "ve"): lambda steps: "onestep" if steps == 1 else
+                                         "multistep",
+    ("consistency", "vp"): lambda steps: "lcm_multistep",
+    ("diffusion", "ve"): lambda steps: "ode",
+    ("diffusion", "vp"): lambda steps: "ddim",
+}
+
+
+def sampler_name(config, kind, steps):
+  """``sample.sampler``, or the default for the objective's ``kind`` of
+  sampler, ``config.process`` and ``steps``."""
+  if config.sample.sampler:
+    return config.sample.sampler
+  return DEFAULT_SAMPLERS[kind, config.process](steps)
+
+
+def sampler_times(name, config, steps, process):
+  """The ``times`` a sampler runs through: τ_1 > … (consistency samplers)
+  or the descending grid of ``sample.ode_steps`` points (ODE samplers)."""
+  if SAMPLERS[name].uses == "denoiser":
+    return process.grid(config.sample.ode_steps)[::-1]
+  ts = sample_times(config.sample, steps, process)
+  if name == "onestep" and ts:
+    raise ValueError(f"sample.sampler=onestep takes one step, not "
+                     f"sample.steps={steps}; set --config.sample.steps=1.")
+  return jnp.asarray(ts, jnp.float32)
+
+
+def make_sampler(model, process, batch_shape, name, config):
+  """jit-compiled (params, keys [B], times, labels, w=None, context=None)
+  → samples [batch_shape] by the sampler ``name`` of ``SAMPLERS``; ``keys``
+  holds one key per sample (``cm_jax.keys.per_example``)."""
+  sampler = registry.lookup(SAMPLERS, name, "sample.sampler")
+  build = (consistency_function if sampler.uses == "consistency" else
+           guided_denoiser)
+
+  def run(params, keys_, times, labels, w=None, context=None):
+    g = build(model, process, params, labels, w, context)
+    return sampler.run(g, keys_, batch_shape, times, process, config.sample)
 
   return jax.jit(run)
 
 
-def _guidance(config, model, batch):
+def _guidance(config, model, kind, batch):
   """The w [batch] of CFG (diffusion teachers) or of an LCM's w input; None
   when there is none to apply."""
-  w = float(config.sample.get("guidance", 0.0))
+  w = float(config.sample.guidance)
   if getattr(model, "w_embedding", False):
     return jnp.full((batch,), w, jnp.float32)
   if w == 0.0:
     return None
   conditional = (getattr(model, "num_classes", 0)
                  or getattr(model, "context_dim", 0))
-  if config.method != "edm" or not conditional:
+  if kind != "diffusion" or not conditional:
     raise ValueError(f"sample.guidance={w} needs a conditional diffusion "
                      "teacher (method=edm, model.num_classes > 0 or "
                      "model.context_dim > 0) or an LCM with "
@@ -178,43 +243,63 @@ def _guidance(config, model, batch):
   return jnp.full((batch,), w, jnp.float32)
 
 
-def generate(model, params, config, example_shape, num, steps, key,
-             progress=False, contexts=None):
-  """``num`` samples (float, model space) in batches of ``sample.batch_size``.
+class Generator:
+  """Samples of one model in batches of ``batch``, by one
+  sampler of ``SAMPLERS``, compiled once: ``gen(params, num, key, times)``.
 
-  Consistency models use ``steps`` (1 or CM Alg. 1); a diffusion teacher
-  (method=edm) uses its ODE sampler with ``sample.ode_steps``. Labels follow
+  Sample i's noise comes from fold_in(key, i) alone, so the samples do not
+  depend on the batch size or the device count. Labels follow
   ``sample.labels``; ``contexts`` [M, D] (``sample_contexts``) are cycled
-  over the samples; ``sample.guidance`` is w (CFG for a teacher, the w input
-  of an LCM). ``progress`` logs a progress bar (e.g. 50k samples for FID).
+  over the samples; ``sample.guidance`` is w (CFG for a teacher, the w
+  input of an LCM).
   """
-  batch = min(config.sample.batch_size, num)
-  shape = (batch, *example_shape)
-  diffusion = processes.make_process(config)
-  if config.method == "edm":
-    sampler = make_ode_sampler(model, diffusion, shape, config.sample.ode_steps,
-                               config.sample.ode_solver)
-  else:
-    ts = sample_times(config.sample, steps, diffusion)
-    sampler = make_sampler(model, diffusion, shape, ts)
-  num_classes = getattr(model, "num_classes", 0)
-  w = _guidance(config, model, batch)
-  bar = ProgressBar(num, "Sampling", unit="samples") if progress else None
-  out = []
-  for i in range(-(-num // batch)):
-    labels = class_labels(num_classes, config.sample.get("labels", ()),
-                          i * batch, batch)
-    out.append(np.asarray(sampler(params, jax.random.fold_in(key, i), labels,
-                                  w, cycled(contexts, i * batch, batch))))
-    if bar:
-      bar.update(min((i + 1) * batch, num))
-  return np.concatenate(out)[:num]
+
+  def __init__(self, model, config, example_shape, name, *, batch,
+               kind="consistency", contexts=None):
+    self.model, self.config, self.contexts = model, config, contexts
+    self.batch = batch
+    self.process = processes.make_process(config)
+    self.name = name
+    self._sampler = make_sampler(model, self.process,
+                                 (self.batch, *example_shape), name, config)
+    self._w = _guidance(config, model, kind, self.batch)
+
+  def __call__(self, params, num, key, times, progress=False):
+    """``num`` samples (float, model space) through ``times``."""
+    batch, num_classes = self.batch, getattr(self.model, "num_classes", 0)
+    bar = ProgressBar(num, "Sampling", unit="samples") if progress else None
+    out = []
+    for start in range(0, num, batch):
+      labels = class_labels(num_classes, self.config.sample.labels, start,
+                            batch)
+      out.append(np.asarray(self._sampler(
+          params, keys.per_example(key, start, batch), times, labels, self._w,
+          cycled(self.contexts, start, batch))))
+      if bar:
+        bar.update(min(start + batch, num))
+    return np.concatenate(out)[:num]
+
+
+def generate(model, params, config, example_shape, num, steps, key, *,
+             kind="consistency", progress=False, contexts=None):
+  """``num`` samples (float, model space) of a ``Generator``.
+
+  ``kind`` is the objective's sampler kind (``Needs.sampler``): a
+  consistency model samples in ``steps`` (1, or CM Alg. 1), a diffusion
+  teacher with its ODE sampler over ``sample.ode_steps``; ``sample.sampler``
+  overrides the default (``SAMPLERS``).
+  """
+  name = sampler_name(config, kind, steps)
+  gen = Generator(model, config, example_shape, name, kind=kind,
+                  batch=min(config.sample.batch_size, num), contexts=contexts)
+  times = sampler_times(name, config, steps, gen.process)
+  return gen(params, num, key, times, progress=progress)
 
 
 def guidance_suffix(sample_config):
   """"_w<w>" for sample files drawn at guidance w ≠ 0 (runs at several w do
   not overwrite each other), "" when unguided."""
-  w = float(sample_config.get("guidance", 0.0))
+  w = float(sample_config.guidance)
   return f"_w{w}" if w else ""
 
 

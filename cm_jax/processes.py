@@ -20,11 +20,10 @@ A raw network is ``net(x_in, c_noise) → F``.
 import dataclasses
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax import parametrization, schedules
+from cm_jax import keys, parametrization, registry, schedules
 from cm_jax.parametrization import expand_to
 
 
@@ -61,7 +60,7 @@ class VE:
 
   def prior(self, key, shape):
     """x_T ~ N(0, T²I)."""
-    return self.sigma_max * jax.random.normal(key, shape)
+    return self.sigma_max * keys.normal(key, shape)
 
   def renoise(self, x, t, z):
     """CM Alg. 1: x + √(τ² − ε²)·z (x already carries ε's noise)."""
@@ -101,9 +100,7 @@ class VP:
   timestep_scaling: float = 10.0
 
   def __post_init__(self):
-    if self.beta_schedule not in BETA_SCHEDULES:
-      raise ValueError(f"Unknown vp.beta_schedule={self.beta_schedule!r}; "
-                       f"valid: {', '.join(BETA_SCHEDULES)}.")
+    registry.lookup(BETA_SCHEDULES, self.beta_schedule, "vp.beta_schedule")
 
   @functools.cached_property
   def alphas_cumprod(self):
@@ -144,7 +141,7 @@ class VP:
 
   def prior(self, key, shape):
     """z_T ~ N(0, I) (ᾱ_{T−1} ≈ 0)."""
-    return jax.random.normal(key, shape)
+    return keys.normal(key, shape)
 
   def renoise(self, x, t, z):
     """LCM Alg. 3: z_τ = α(τ)·x + σ(τ)·z."""
@@ -180,16 +177,14 @@ class VP:
     return f
 
 
-PROCESSES = {"ve": VE, "vp": VP}
+PROCESSES = {
+    "ve": lambda config: VE(**config.diffusion),
+    "vp": lambda config: VP(sigma_data=config.diffusion.sigma_data,
+                            **config.vp),
+}
 
 
 def make_process(config):
   """The process of ``config.process`` (ve | vp): VE from ``config.diffusion``,
   VP from ``config.vp`` (σ_data from ``config.diffusion``)."""
-  name = config.get("process", "ve")
-  if name == "ve":
-    return VE(**config.diffusion)
-  if name == "vp":
-    return VP(sigma_data=config.diffusion.sigma_data, **config.vp)
-  raise ValueError(f"Unknown process={name!r}; valid: {', '.join(PROCESSES)} "
-                   "(set --config.process=...).")
+  return registry.lookup(PROCESSES, config.process, "process")(config)

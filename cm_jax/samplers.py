@@ -1,11 +1,13 @@
 """Samplers: consistency one-step and multistep (CM Alg. 1; LCM Alg. 3 for any
 noise process), EDM's ODE sampler, DDIM, and noise interpolation. Each is a
-pure function of a callable and a key.
+pure function of a callable and a key: one key for the batch, or a key per
+example ([B], ``cm_jax.keys``), so that each sample depends on its own key.
 """
 
 import jax
 import jax.numpy as jnp
 
+from cm_jax import keys
 from cm_jax.schedules import SIGMA_MAX, SIGMA_MIN
 from cm_jax.solvers import ddim_step, euler_step, get_solver
 
@@ -16,7 +18,7 @@ def _const_t(t, batch_size):
 
 def onestep(f, key, shape, *, t_max=SIGMA_MAX):
   """x = f(x_T, T) with x_T ~ N(0, T²I): one network evaluation."""
-  x_T = t_max * jax.random.normal(key, shape)
+  x_T = t_max * keys.normal(key, shape)
   return f(x_T, _const_t(t_max, shape[0]))
 
 
@@ -30,16 +32,16 @@ def multistep(f, key, shape, ts, *, t_max=SIGMA_MAX, eps=SIGMA_MIN):
   Returns:
     [shape] samples after 1 + len(ts) evaluations.
   """
-  first_key, loop_key = jax.random.split(key)
+  first_key, loop_key = keys.split(key)
   x = onestep(f, first_key, shape, t_max=t_max)
 
   def refine(x, step):
     tau, step_key = step
-    x_tau = x + jnp.sqrt(tau ** 2 - eps ** 2) * jax.random.normal(step_key, shape)
+    x_tau = x + jnp.sqrt(tau ** 2 - eps ** 2) * keys.normal(step_key, shape)
     return f(x_tau, _const_t(tau, shape[0])), None
 
   ts = jnp.asarray(ts, jnp.float32)
-  x, _ = jax.lax.scan(refine, x, (ts, jax.random.split(loop_key, len(ts))))
+  x, _ = jax.lax.scan(refine, x, (ts, keys.split(loop_key, len(ts))))
   return x
 
 
@@ -51,18 +53,18 @@ def process_multistep(f, key, shape, ts, *, process):
   x + √(τ² − ε²)·z, and this function equals ``multistep`` draw for draw.
   With ``ts`` empty it is one step.
   """
-  first_key, loop_key = jax.random.split(key)
+  first_key, loop_key = keys.split(key)
   batch = shape[0]
   x = f(process.prior(first_key, shape), _const_t(process.t_max, batch))
 
   def refine(x, step):
     tau, step_key = step
     x_tau = process.renoise(x, _const_t(tau, batch),
-                            jax.random.normal(step_key, shape))
+                            keys.normal(step_key, shape))
     return f(x_tau, _const_t(tau, batch)), None
 
   ts = jnp.asarray(ts, jnp.float32)
-  x, _ = jax.lax.scan(refine, x, (ts, jax.random.split(loop_key, len(ts))))
+  x, _ = jax.lax.scan(refine, x, (ts, keys.split(loop_key, len(ts))))
   return x
 
 
@@ -90,7 +92,7 @@ def ode_sample(denoiser, key, shape, sigmas, *, solver="heun"):
   solver = get_solver(solver)
   sigmas = jnp.asarray(sigmas, jnp.float32)
   batch = shape[0]
-  x = sigmas[0] * jax.random.normal(key, shape)
+  x = sigmas[0] * keys.normal(key, shape)
 
   def step(x, pair):
     t, t_next = pair

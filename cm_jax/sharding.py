@@ -14,6 +14,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
+from cm_jax import registry
+
 DATA_AXIS = "data"
 
 
@@ -54,10 +56,7 @@ PARAM_SHARDINGS = {
 
 
 def param_sharding_rule(name):
-  if name not in PARAM_SHARDINGS:
-    raise ValueError(f"Unknown train.param_sharding {name!r}; valid: "
-                     f"{', '.join(PARAM_SHARDINGS)}.")
-  return PARAM_SHARDINGS[name]
+  return registry.lookup(PARAM_SHARDINGS, name, "train.param_sharding")
 
 
 def tree_shardings(tree, mesh, rule="replicated"):

@@ -8,7 +8,7 @@ takes the noise process (``cm_jax.processes``; EDM's VE by default).
 
 import jax.numpy as jnp
 
-from cm_jax import processes
+from cm_jax import processes, registry
 from cm_jax.parametrization import expand_to
 
 
@@ -76,6 +76,4 @@ def get_solver(solver):
   """Resolves a solver name (or passes a callable through)."""
   if callable(solver):
     return solver
-  if solver not in SOLVERS:
-    raise ValueError(f"Unknown solver {solver!r}; valid: {sorted(SOLVERS)}.")
-  return SOLVERS[solver]
+  return registry.lookup(SOLVERS, solver, "teacher.solver")

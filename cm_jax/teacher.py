@@ -12,49 +12,29 @@ from.
 
 import os
 
-import jax
-import ml_collections
 from flax import traverse_util
 
-from cm_jax import checkpoint, nn, sharding
-from cm_jax.train.state import dummy_inputs
+from cm_jax import checkpoint
 
-
-# The methods that read config.teacher.workdir, and what they need there.
-TEACHER_METHODS = {"cd": ("edm",), "lcd": ("edm",), "lcf": ("lcd", "lcf")}
 PROCESS_FIELDS = ("process", "vp", "diffusion")
 
 
-def load_teacher(config, mesh, example_shape):
-  """Returns (teacher model, its EMA params replicated on ``mesh``, meta)."""
+def load_teacher(config, needs, mesh, example_shape):
+  """(teacher model, its EMA params replicated on ``mesh``, meta) of
+  ``teacher.workdir``, a run of one of the methods ``needs.teacher`` (the
+  objective's ``Needs``) names."""
   workdir = config.teacher.workdir
-  wanted = TEACHER_METHODS.get(config.method, ("edm",))
   if not workdir:
-    what = ("a trained EDM teacher" if wanted == ("edm",) else
-            "a trained LCM (a run of method=lcd or lcf)")
-    raise ValueError(f"method={config.method} needs {what}: set "
-                     "--config.teacher.workdir=DIR (a run of an "
-                     f"{'|'.join(wanted)}_* config).")
-  manager, meta = checkpoint.read_run(workdir, "teacher.workdir", wanted,
-                                      "the teacher")
-  if config.method in ("lcd", "lcf"):
+    raise ValueError(f"method={config.method} needs {needs.teacher_what}: "
+                     "set --config.teacher.workdir=DIR (a run of an "
+                     f"{'|'.join(needs.teacher)}_* config).")
+  manager, meta = checkpoint.read_run(workdir, "teacher.workdir",
+                                      needs.teacher, "the teacher")
+  if needs.same_process_as_teacher:
     _check_same_process(meta["config"], config, workdir)
   _check_same_latents(meta["config"].get("data", {}), config.data, workdir)
-  return (*restore_network(manager, meta, mesh, example_shape), meta)
-
-
-def restore_network(manager, meta, mesh, example_shape):
-  """(model, EMA params replicated on ``mesh``) of the checkpoint ``meta``
-  describes; the network is rebuilt from the config stored in it."""
-  model = nn.get_model(ml_collections.ConfigDict(meta["config"]["model"]))
-  init = lambda: model.init(jax.random.key(0),
-                            *dummy_inputs(model, example_shape))
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                     sharding=sharding.replicated(mesh)),
-      jax.eval_shape(init)["params"])
-  params = checkpoint.restore(manager, {"ema": abstract}, meta["step"])["ema"]
-  return model, params
+  return (*checkpoint.restore_network(manager, meta, mesh, example_shape),
+          meta)
 
 
 def _latent_space(data):
@@ -80,9 +60,9 @@ def _check_same_process(saved_config, config, workdir):
   saved = {k: saved_config.get(k, "ve" if k == "process" else {})
            for k in PROCESS_FIELDS}
   saved_name = saved["process"]
-  if saved_name != config.get("process", "ve"):
+  if saved_name != config.process:
     raise ValueError(f"{workdir} was trained with process={saved_name!r}, this "
-                     f"run has process={config.get('process', 've')!r}; set "
+                     f"run has process={config.process!r}; set "
                      f"--config.process={saved_name}.")
   group = "vp" if saved_name == "vp" else "diffusion"
   diff = checkpoint.config_differences(saved, config, group)
@@ -91,12 +71,13 @@ def _check_same_process(saved_config, config, workdir):
                      f"({', '.join(diff)}); match config.{group} to it.")
 
 
-def check_student_matches(teacher_meta, config):
-  """The student can start from the teacher's weights only with its network
-  (LCD: up to LCM's added w input, which starts as a no-op)."""
+def check_student_matches(teacher_meta, config, may_add=()):
+  """The student can start from the teacher's weights only with its network,
+  up to the fields ``may_add`` (``Needs.student_may_add``; LCD: LCM's added
+  w input, which starts as a no-op)."""
   diff = checkpoint.config_differences(teacher_meta["config"], config, "model")
-  if config.method == "lcd":
-    diff = [d for d in diff if not d.startswith("model.w_embedding:")]
+  diff = [d for d in diff
+          if not any(d.startswith(f"model.{f}:") for f in may_add)]
   if diff:
     raise ValueError(
         "teacher.init_student=True needs the teacher's network, but the "
@@ -118,13 +99,15 @@ def merge_params(student, teacher):
   return traverse_util.unflatten_dict(merged)
 
 
-def student_init(config, student_params, teacher_params, teacher_meta):
-  """The parameters a fresh student starts from, or None (random init): CD
-  and LCD with ``teacher.init_student`` start from φ (CM, LCM); LCF always
-  starts from the trained LCM (LCM Alg. 4)."""
-  if teacher_params is None:
+def student_init(config, needs, student_params, teacher_params,
+                 teacher_meta):
+  """The parameters a fresh student starts from, or None (random init), as
+  ``needs.init_from_teacher`` says: "option" (CD, LCD) with
+  ``teacher.init_student`` starts from φ (CM, LCM); "always" (LCF) from the
+  trained LCM (LCM Alg. 4)."""
+  if teacher_params is None or needs.init_from_teacher == "never":
     return None
-  if config.method == "lcf" or config.teacher.init_student:
-    check_student_matches(teacher_meta, config)
+  if needs.init_from_teacher == "always" or config.teacher.init_student:
+    check_student_matches(teacher_meta, config, needs.student_may_add)
     return merge_params(student_params, teacher_params)
   return None

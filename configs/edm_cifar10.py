@@ -14,7 +14,8 @@ latents, unit variance, no flips), the teacher of configs/lcd_cifar10.py:
   python launch.py --config=configs/edm_cifar10.py:latent \\
       --workdir=runs/edm_cifar10_latent
 
-Recipe (RECIPES.md §3, EDM official / CM JAX `cifar10_k_ve.py`): NCSN++
+Recipe (EDM §5 and NVlabs/edm `train.py`; the CM JAX code's teacher config
+`configs/cifar10_k_ve.py`; docs/recipes.md): NCSN++
 128 ch, (2, 2, 2), 4 blocks, attention at 16, dropout 0.13, Adam lr 1e-3 with
 a 10 Mimg linear warm-up, batch 512, EMA half-life 0.5 Mimg, 400k steps, ln σ ~
 N(−1.2, 1.2²), random flips. Target: FID ≈ 2.0 with Heun, 18 steps (35 NFE).
@@ -22,12 +23,12 @@ N(−1.2, 1.2²), random flips. Target: FID ≈ 2.0 with Heun, 18 steps (35 NFE)
 
 from configs import base
 
+# file.py:arg values; None = no arg.
+ARGS = (None, "smoke", "cond", "cond_smoke", "latent", "latent_smoke")
+
 
 def get_config(arg=None):
-  valid = (None, "smoke", "cond", "cond_smoke", "latent", "latent_smoke")
-  if arg not in valid:
-    raise ValueError(f"Unknown config argument {arg!r}; valid: "
-                     f"{', '.join(v for v in valid if v)}.")
+  base.check_arg(arg, ARGS)
   latent = arg in ("latent", "latent_smoke")
   cond = arg in ("cond", "cond_smoke") or latent
   if arg:

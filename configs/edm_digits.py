@@ -14,7 +14,9 @@ for classifier-free guidance, the same small UNet.
       --workdir=runs/edm_digits_latent --mode=sample --config.sample.guidance=2
 """
 
-from configs import quickstart
+from configs import base, quickstart
+
+ARGS = (None, "latent")  # file.py:arg values; None = no arg.
 
 
 def set_latent_digits(c, ae_workdir="runs/ae_digits"):
@@ -25,8 +27,7 @@ def set_latent_digits(c, ae_workdir="runs/ae_digits"):
 
 
 def get_config(arg=None):
-  if arg not in (None, "latent"):
-    raise ValueError(f"Unknown config argument {arg!r}; valid: latent.")
+  base.check_arg(arg, ARGS)
   c = quickstart.get_config()  # same data and UNet
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5

@@ -22,7 +22,9 @@ no label embedding), as a text-conditioned model sees a text embedding:
       --mode=sample --config.sample.guidance=2   # contexts of the first examples
 """
 
-from configs import toy2d
+from configs import base, toy2d
+
+ARGS = (None, "cond", "context")  # file.py:arg values; None = no arg.
 
 
 def set_class_conditional_toy(c):
@@ -47,8 +49,7 @@ def set_context_conditional_toy(c, dim=8, noise=0.1):
 
 
 def get_config(arg=None):
-  if arg not in (None, "cond", "context"):
-    raise ValueError(f"Unknown config argument {arg!r}; valid: cond, context.")
+  base.check_arg(arg, ARGS)
   c = toy2d.get_config()  # same data and MLP
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5: ln σ ~ N(−1.2, 1.2²)

@@ -6,7 +6,7 @@
   python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10
   python launch.py --config=configs/lcd_cifar10.py --workdir=runs/lcd_cifar10 \\
       --mode=sample --config.sample.steps=4 --config.sample.guidance=4
-  # CPU size, on the shipped 4,000-image subset:
+  # CPU size, on the CIFAR-10 fixture shipped in cm_jax/data/fixtures:
   python launch.py --config=configs/ae_cifar10.py:smoke --workdir=/tmp/ae_smoke
   python launch.py --config=configs/edm_cifar10.py:latent_smoke \\
       --workdir=/tmp/edm_latent
@@ -19,8 +19,9 @@ variance; samples and FID are decoded images. ``:pixel`` (and
 ``:pixel_smoke``, teacher configs/edm_cifar10.py:cond and :cond_smoke) runs
 the same recipe in pixel space.
 
-Recipe (RECIPES.md §4, official LCM script unless noted): the student is the
-teacher's network plus LCM's w input (sinusoidal(1000·w), zero-initialised
+Recipe (LCM §4, Alg. 1, and the official LCM script
+`train_lcm_distill_sd_wds.py` unless noted; docs/recipes.md): the student is
+the teacher's network plus LCM's w input (sinusoidal(1000·w), zero-initialised
 projection), initialised from the teacher; DDIM teacher steps skipping k = 20
 of the 1000 DDPM steps (N = 1000: 50 DDIM steps); w ~ U[2, 14] (paper);
 target EMA μ = 0.95; ℓ2; lr 1e-4 constant after 500 warm-up steps, clip 1.0
@@ -29,17 +30,16 @@ RAdam); LCM c_skip, c_out with timestep scaling 10.
 
 """
 
-from configs import edm_cifar10
+from configs import base, edm_cifar10
 
 
 TEACHERS = {None: "latent", "smoke": "latent_smoke", "pixel": "cond",
             "pixel_smoke": "cond_smoke"}
+ARGS = tuple(TEACHERS)  # file.py:arg values; None = no arg.
 
 
 def get_config(arg=None):
-  if arg not in TEACHERS:
-    raise ValueError(f"Unknown config argument {arg!r}; valid: "
-                     f"{', '.join(a for a in TEACHERS if a)}.")
+  base.check_arg(arg, ARGS)
   c = edm_cifar10.get_config(TEACHERS[arg])
   c.method = "lcd"
   c.teacher.workdir = {"latent": "runs/edm_cifar10_latent",

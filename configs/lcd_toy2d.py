@@ -19,12 +19,13 @@ and the zero context):
   python launch.py --config=configs/lcd_toy2d.py:context --workdir=runs/lcd_toy2d_context
 """
 
-from configs import edm_toy2d
+from configs import base, edm_toy2d
+
+ARGS = (None, "context")  # file.py:arg values; None = no arg.
 
 
 def get_config(arg=None):
-  if arg not in (None, "context"):
-    raise ValueError(f"Unknown config argument {arg!r}; valid: context.")
+  base.check_arg(arg, ARGS)
   teacher = arg or "cond"
   c = edm_toy2d.get_config(teacher)  # the teacher's data, process and MLP
   c.method = "lcd"

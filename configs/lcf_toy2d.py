@@ -12,10 +12,13 @@ and trains on pairs (t_n, t_{n+k}) sharing one noise, k = 20, w ~ U[0, 4] as
 the network input, target EMA μ = 0.95.
 """
 
-from configs import lcd_toy2d
+from configs import base, lcd_toy2d
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
 
 
-def get_config():
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
   c = lcd_toy2d.get_config()  # the LCM's network, process, k and w range
   c.method = "lcf"
   c.teacher.workdir = "runs/lcd_toy2d"  # the trained LCM to fine-tune

@@ -7,11 +7,14 @@ No download. A small UNet on the 8×8 digits, under 10 minutes on 2 CPU cores;
 sample grids land in runs/quickstart/samples/.
 """
 
-from configs.base import get_base_config
+from configs import base
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
 
 
-def get_config():
-  c = get_base_config()
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
+  c = base.get_base_config()
   c.data.source = "digits"
   c.data.resolution = 8  # the digits' native 8×8, 1 channel (CPU budget)
   c.data.random_flip = False  # digits are not mirror-symmetric

@@ -8,28 +8,23 @@ Data: an 8-mode Gaussian mixture on a circle (or --config.data.name=
 checkerboard | swissroll | moons). Writes scatter plots of samples over data.
 """
 
-from configs.base import get_base_config
+from configs import base
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
 
 
-def get_config():
-  c = get_base_config()
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
+  c = base.get_base_config()
   c.data.source = "toy2d"
   c.data.name = "gmm"  # gmm | checkerboard | swissroll | moons
-  c.data.num_modes = 8  # gmm: equal-weight modes evenly spaced on a circle
-  c.data.radius = 1.0  # gmm: circle radius
-  c.data.std = 0.05  # gmm: each mode's isotropic std
-  c.data.num_examples = 65_536  # fixed training set drawn with data.seed
-  c.data.context_dim = 0  # gmm: D > 0 gives each example a context vector (a
-  #                         random unit vector per mode) in batch["context"]
-  c.data.context_noise = 0.0  # gmm: std of per-example noise on that vector
-  c.data.seed = 0
+  # gmm: 8 modes on the unit circle, std 0.05; 65,536 examples drawn with
+  # data.seed 0 (base defaults).
 
-  c.model.name = "mlp"
+  base.set_mlp(c)
   c.model.hidden = 128
   c.model.depth = 3
   c.model.embedding = "positional"  # Fourier features (scale 16 or 0.02) train worse here
-  c.model.dropout = 0.0
-  c.model.num_classes = 0
 
   # iCT objective (base defaults), curriculum compressed to the short run.
   c.curriculum.s0 = 10

@@ -126,7 +126,7 @@ def compare_checkpoints(ref_dir, run_dir, num_steps, checkpoint_every):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from cm_jax import sharding  # pylint: disable=g-import-not-at-top
-  from cm_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from cm_jax.experiment import Experiment  # pylint: disable=g-import-not-at-top
   from configs import toy2d  # pylint: disable=g-import-not-at-top
 
   config = toy2d.get_config()
@@ -138,7 +138,7 @@ def compare_checkpoints(ref_dir, run_dir, num_steps, checkpoint_every):
   mesh = sharding.make_mesh(jax.devices()[:1])
   states = []
   for workdir in (ref_dir, run_dir):
-    exp = loop.Experiment(config, workdir, mesh)
+    exp = Experiment(config, workdir, mesh)
     states.append(exp.restore(exp.new_state()))
   (ref, ref_meta), (run, run_meta) = states
   diffs = [f"meta {k}: {ref_meta[k]} vs {run_meta[k]}"

@@ -1,19 +1,18 @@
 """Tests for cm_jax.data: sources, and the deterministic sharded iterator."""
 
-import os
-
 import ml_collections
 import numpy as np
 import pytest
 
 from cm_jax import data
-
-CIFAR10_SUBSET = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                              "data", "cifar10_subset.npz")
+from configs import base
 
 
 def config(**fields) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(fields)
+  """configs/base.py's data group (every field declared) with ``fields``."""
+  c = base.get_base_config().data
+  c.update(fields)
+  return c
 
 
 def index_source(n: int) -> data.ArraySource:
@@ -158,18 +157,29 @@ def test_gmm_context_codes_the_class():
     data.get_source(config(source="toy2d", name="moons", context_dim=8))
 
 
-def test_cifar10_subset():
-  if not os.path.exists(CIFAR10_SUBSET):
-    pytest.skip("../shared/data/cifar10_subset.npz is absent")
-  source = data.get_source(config(source="npz", path=CIFAR10_SUBSET))
-  assert source.num_examples == 4000 and source.num_classes == 10
+def test_cifar10_fixture():
+  """The real CIFAR-10 pixels shipped in the package (the :smoke data)."""
+  source = data.get_source(config(source="npz", path=base.CIFAR10_FIXTURE))
+  assert source.num_examples == 300 and source.num_classes == 10
   assert source.example_shape == (32, 32, 3)
-  batch = source.get(np.arange(4000))
-  check_batch(batch, source, 4000)
+  batch = source.get(np.arange(300))
+  check_batch(batch, source, 300)
   assert batch["x"].min() == -1.0 and batch["x"].max() == 1.0
-  test = data.get_source(config(source="npz", path=CIFAR10_SUBSET,
+  np.testing.assert_array_equal(np.unique(batch["y"]), np.arange(10))
+  # Real photographs: neighbouring pixels correlate (noise would not).
+  x = batch["x"]
+  assert np.corrcoef(x[:, :, 1:].ravel(), x[:, :, :-1].ravel())[0, 1] > 0.8
+  test = data.get_source(config(source="npz", path=base.CIFAR10_FIXTURE,
                                 split="test"))
-  assert test.num_examples == 1000
+  assert (test.num_examples, test.num_classes) == (100, 10)
+
+
+def test_sources_take_the_plain_dict_a_checkpoint_stores():
+  stored = config(source="toy2d", name="moons", num_examples=50).to_dict()
+  source = data.get_source(stored)
+  assert (source.num_examples, source.example_shape) == (50, (2,))
+  np.testing.assert_array_equal(
+      source.x, data.get_source(config(**stored)).x)
 
 
 def test_tfds_mock_data_without_tensorflow():
@@ -178,8 +188,7 @@ def test_tfds_mock_data_without_tensorflow():
   with tfds.testing.mock_data(num_examples=20):
     # download=True lets the (mocked) data_source run without a prepared copy.
     source = data.get_source(config(source="tfds", name="cifar10",
-                                    split="train", data_dir=None,
-                                    download=True))
+                                    split="train", download=True))
     assert source.num_examples == 20 and source.num_classes == 10
     assert source.example_shape == (32, 32, 3) and source.is_image
     check_batch(source.get(np.array([5, 1, 19])), source, 3)

@@ -13,7 +13,10 @@ import chex
 import numpy as np
 
 from cm_jax import sharding
-from cm_jax.train import loop
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
 from configs import cd_toy2d, edm_toy2d, toy2d
 
 
@@ -37,7 +40,7 @@ class DistillationTest(chex.TestCase):
     super().setUpClass()
     cls._tmp = tempfile.TemporaryDirectory()
     cls.teacher_dir = os.path.join(cls._tmp.name, "edm")
-    loop.train(_quiet(edm_toy2d.get_config()), cls.teacher_dir)
+    train_mode.train(_quiet(edm_toy2d.get_config()), cls.teacher_dir)
 
   @classmethod
   def tearDownClass(cls):
@@ -46,10 +49,10 @@ class DistillationTest(chex.TestCase):
 
   def _samples(self, config, workdir, steps=1):
     config.sample.steps = steps
-    return np.load(loop.sample(config, workdir))["samples"]
+    return np.load(sample_mode.sample(config, workdir))["samples"]
 
   def _modes(self, config):
-    return loop.Experiment(config, "/unused", sharding.make_mesh()).source.modes
+    return experiment.Experiment(config, "/unused", sharding.make_mesh()).source.modes
 
   def test_teacher_heun_samples_sit_on_the_modes(self):
     c = _quiet(edm_toy2d.get_config())
@@ -69,7 +72,7 @@ class DistillationTest(chex.TestCase):
     near = {}
     for name, c in (("cd", cd), ("ct", ct)):
       workdir = os.path.join(self._tmp.name, name)
-      loop.train(c, workdir)
+      train_mode.train(c, workdir)
       near[name] = near_fraction(self._samples(c, workdir), self._modes(c))
     print(f"1-step fraction near a mode after {cd.train.num_steps} steps:", near)
     self.assertGreater(near["cd"], near["ct"] + 0.1)
@@ -79,17 +82,17 @@ class DistillationTest(chex.TestCase):
     c.teacher.workdir = self.teacher_dir
     c.model.hidden = 64
     with self.assertRaisesRegex(ValueError, "model.hidden: 128 there, 64 now"):
-      loop.train(c, os.path.join(self._tmp.name, "mismatch"))
+      train_mode.train(c, os.path.join(self._tmp.name, "mismatch"))
 
   def test_teacher_must_be_an_edm_run(self):
     c = _quiet(cd_toy2d.get_config())
     c.teacher.workdir = ""
     with self.assertRaisesRegex(ValueError, "teacher.workdir"):
-      loop.train(c, os.path.join(self._tmp.name, "none"))
+      train_mode.train(c, os.path.join(self._tmp.name, "none"))
     ct_dir = os.path.join(self._tmp.name, "ct_run")
     tiny = _quiet(toy2d.get_config())
     tiny.train.num_steps = 1
-    loop.train(tiny, ct_dir)
+    train_mode.train(tiny, ct_dir)
     c.teacher.workdir = ct_dir
     with self.assertRaisesRegex(ValueError, "method='ct' run"):
-      loop.train(c, os.path.join(self._tmp.name, "wrong"))
+      train_mode.train(c, os.path.join(self._tmp.name, "wrong"))

@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cm_jax import editing, edits, generate, run, schedules
+from cm_jax import editing, generate, run, schedules
+from cm_jax.modes import edit as edits
 from cm_jax.data.base import uint8_to_float
-from cm_jax.train import loop
-from cm_jax.train.objective import Diffusion
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
+from cm_jax.processes import VE as Diffusion
 from configs import base, ict_cifar10
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +72,7 @@ def trained(tmp_path_factory):
            y_train=np.arange(64) % 4)
   workdir = str(root / "run")
   config = tiny_config(data_path)
-  loop.train(config, workdir)
+  train_mode.train(config, workdir)
   outputs = {task: run_edit((config, workdir), task, mask="strokes",
                             num_alphas=5) for task in TASKS}
   return config, workdir, outputs
@@ -185,7 +189,7 @@ def test_edit_through_the_command_line(trained):
 def test_class_labels_reach_the_network(trained):
   config, workdir = trained[:2]
   config = config.copy_and_resolve_references()
-  exp, ema, _ = loop.restore_ema(config, workdir)
+  exp, ema, _ = experiment.load_trained(config, workdir)
   samples = []
   for labels in ((1,), (2,)):  # the same noise, another class
     config.sample.labels = labels

@@ -128,18 +128,19 @@ def test_points_are_their_own_features():
 
 def test_in_training_fid_is_logged_with_the_loss(tmp_path):
   from tests.test_train import tiny_toy_config  # pylint: disable=g-import-not-at-top
-  from cm_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from cm_jax.modes import evaluate as eval_mode  # pylint: disable=g-import-not-at-top
+  from cm_jax.modes import train as train_mode  # pylint: disable=g-import-not-at-top
   c = tiny_toy_config(num_steps=4)
   c.train.log_every = 2
   c.eval.every, c.eval.train_num, c.eval.ref_num = 2, 256, 1024
-  loop.train(c, str(tmp_path))
+  train_mode.train(c, str(tmp_path))
   with open(tmp_path / "metrics.jsonl") as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows] == [2, 4]
   assert all(r["fid_1step"] > 0 and "loss" in r for r in rows)
   # --mode=eval of 2-D points: Fréchet distance on the points themselves.
   c.eval.num, c.eval.steps = 256, (1,)
-  results = loop.evaluate(c, str(tmp_path))
+  results = eval_mode.evaluate(c, str(tmp_path))
   assert os.path.exists(tmp_path / "eval" / "metrics_4.json")
   np.testing.assert_allclose(results["fid_1step"], rows[-1]["fid_1step"],
                              rtol=1e-6)  # same params, key and reference

@@ -13,7 +13,10 @@ from cm_jax import losses, sharding
 from cm_jax.data import get_source
 from cm_jax.data import latents as latents_lib
 from cm_jax.evaluation import evaluate as evaluate_lib
-from cm_jax.train import loop
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
 from configs import ae_digits, edm_digits, lcd_digits
 
 from tests.test_train import read_metrics
@@ -46,7 +49,7 @@ def one_device():
 @pytest.fixture(scope="module")
 def ae_workdir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("ae"))
-  loop.train(tiny_ae_config(), workdir, one_device())
+  train_mode.train(tiny_ae_config(), workdir, one_device())
   return workdir
 
 
@@ -74,7 +77,7 @@ def test_autoencoder_training_reduces_reconstruction_error(ae_workdir):
   assert len(rows) == 20 and all(np.isfinite(r["kl"]) for r in rows)
   assert np.mean(rec[-5:]) < 0.6 * np.mean(rec[:5])
   # --mode=sample on an autoencoder writes reconstructions of the data.
-  path = loop.sample(tiny_ae_config(), ae_workdir, one_device())
+  path = sample_mode.sample(tiny_ae_config(), ae_workdir, one_device())
   assert os.path.basename(path) == "reconstructions_20.npz"
   recon = np.load(path)["samples"]
   assert (recon.shape, recon.dtype) == ((8, 8, 8, 1), np.uint8)
@@ -194,14 +197,14 @@ def test_edm_and_lcd_train_on_latents_and_sample_images(ae_workdir, tmp_path):
   teacher_dir, student_dir = str(tmp_path / "edm"), str(tmp_path / "lcd")
   teacher = _tiny_unet(edm_digits.get_config("latent"), 1)
   teacher.data.ae_workdir = ae_workdir
-  loop.train(teacher, teacher_dir, one_device())
+  train_mode.train(teacher, teacher_dir, one_device())
   student = _tiny_unet(lcd_digits.get_config(), 1)
   student.data.ae_workdir = ae_workdir
   student.teacher.workdir = teacher_dir
-  loop.train(student, student_dir, one_device())
+  train_mode.train(student, student_dir, one_device())
   assert np.isfinite(read_metrics(student_dir)[-1]["loss"])
   student.sample.steps = 2  # decoded to the autoencoder's 8×8×1 digits
-  samples = np.load(loop.sample(student, student_dir, one_device()))[
+  samples = np.load(sample_mode.sample(student, student_dir, one_device()))[
       "samples"]
   assert (samples.shape, samples.dtype) == ((4, 8, 8, 1), np.uint8)
   # FID compares decoded samples with the images the latents came from.

@@ -20,7 +20,10 @@ import numpy as np
 import pytest
 
 from cm_jax import sharding
-from cm_jax.train import loop
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
 from configs import edm_toy2d, lcd_toy2d, lcf_toy2d
 
 
@@ -41,13 +44,13 @@ def one_device():
 
 def class_accuracy(config, workdir, w, steps):
   config.sample.guidance, config.sample.steps = w, steps
-  path = loop.sample(config, workdir, one_device())
+  path = sample_mode.sample(config, workdir, one_device())
   # Sample files are named by w when guided, so runs at several w coexist.
   assert os.path.basename(path) == (
       f"samples_{config.train.num_steps}_{steps}step"
       f"{f'_w{float(w)}' if w else ''}.npz"), path
   samples = np.load(path)["samples"]
-  source = loop.Experiment(config, workdir, one_device()).source
+  source = experiment.Experiment(config, workdir, one_device()).source
   if config.model.context_dim:  # sample i has data example i's context
     labels = source.y[np.arange(len(samples)) % source.num_examples]
   else:  # sample.labels = (): classes in turn
@@ -66,7 +69,7 @@ def run_lcd(teacher_steps, lcd_steps, ws, sample_steps=(1,), teacher_ws=(),
   with tempfile.TemporaryDirectory() as tmp:
     teacher_dir, lcd_dir = os.path.join(tmp, "edm"), os.path.join(tmp, "lcd")
     teacher = _quiet(edm_toy2d.get_config(variant), teacher_steps)
-    loop.train(teacher, teacher_dir, one_device())
+    train_mode.train(teacher, teacher_dir, one_device())
     teacher_acc = {w: class_accuracy(teacher, teacher_dir, w, 1)
                    for w in teacher_ws}
     if lcd_steps:
@@ -75,7 +78,7 @@ def run_lcd(teacher_steps, lcd_steps, ws, sample_steps=(1,), teacher_ws=(),
       lcd.teacher.workdir = teacher_dir
       if grid:
         lcd.train.sample_every, lcd.sample.grid_size = lcd_steps, 16
-      loop.train(lcd, lcd_dir, one_device())
+      train_mode.train(lcd, lcd_dir, one_device())
       if grid:
         assert sorted(os.listdir(os.path.join(lcd_dir, "samples"))) == [
             f"grid_{lcd_steps:08d}_w2.0.{ext}" for ext in ("npz", "png")]
@@ -85,11 +88,11 @@ def run_lcd(teacher_steps, lcd_steps, ws, sample_steps=(1,), teacher_ws=(),
       lcf = _quiet(lcf_toy2d.get_config(), lcf_steps)
       lcf.teacher.workdir = lcd_dir
       lcf_dir = os.path.join(tmp, "lcf")
-      loop.train(lcf, lcf_dir, one_device())
+      train_mode.train(lcf, lcf_dir, one_device())
       radius = {}
       for name, c, d in (("lcd", lcd, lcd_dir), ("lcf", lcf, lcf_dir)):
         c.sample.guidance, c.sample.steps = 0.0, 2
-        x = np.load(loop.sample(c, d, one_device()))["samples"]
+        x = np.load(sample_mode.sample(c, d, one_device()))["samples"]
         radius[name] = float(np.linalg.norm(x, axis=1).mean())
       print(f"mean radius of 2-step samples at w = 0, LCD vs LCF "
             f"({lcf_steps} steps, data at radius 1.5):", radius)

@@ -15,7 +15,7 @@ import pytest
 
 from cm_jax import losses, processes, samplers, schedules, solvers
 from cm_jax.parametrization import expand_to
-from cm_jax.train import objective as objective_lib
+from cm_jax.train import objectives as objective_lib
 from cm_jax.train import step as step_lib
 from configs import lcd_toy2d
 
@@ -229,7 +229,7 @@ def test_guided_teacher_pair_is_context_and_null_and_w_0_is_conditional():
   """The train step's (φ(·, c), φ(·, ∅)) for a context-conditioned teacher,
   and LCD with w = 0 equals LCD with the plain conditional teacher."""
   from cm_jax import nn
-  from cm_jax.train.state import dummy_inputs
+  from cm_jax.nn import dummy_inputs
   model = nn.get_model(dict(name="mlp", hidden=16, depth=1, context_dim=3))
   params = model.init(jax.random.key(15), *dummy_inputs(model, (2,)))["params"]
   params = jax.tree.map(  # every weight active (the output layer starts ≈ 0)
@@ -297,7 +297,7 @@ def test_lcm_objectives_check_their_config():
 
 def test_lcm_configs_build():
   from cm_jax import nn
-  from cm_jax.train.state import dummy_inputs
+  from cm_jax.nn import dummy_inputs
   from configs import edm_cifar10, lcd_cifar10, lcf_toy2d
   for c, shape in ((lcd_cifar10.get_config(), (32, 32, 3)),
                    (lcd_cifar10.get_config("smoke"), (32, 32, 3)),

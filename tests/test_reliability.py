@@ -18,7 +18,12 @@ import pytest
 
 from cm_jax import checkpoint, sharding
 from cm_jax.data import DataIterator
-from cm_jax.train import loop, objective, optim
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
+from cm_jax.train import objectives as objective
+from cm_jax.train import optim
 from cm_jax.train.step import train_step
 from cm_jax.train.writer import MetricWriter
 from tests.test_train import REPO, make_tempdir, read_metrics, tiny_toy_config
@@ -38,7 +43,7 @@ def save_checkpoints(exp, steps):
   theta_0 = jax.device_get(state.online)
   for i, step in enumerate(steps):
     state = state.replace(online=jax.tree.map(lambda x: x + i, theta_0))
-    checkpoint.save(manager, state, loop._meta(  # pylint: disable=protected-access
+    checkpoint.save(manager, state, train_mode._meta(  # pylint: disable=protected-access
         exp.config, step, step, exp.source.example_shape, 0))
   manager.wait_until_finished()
   return theta_0
@@ -98,7 +103,7 @@ class CrashSafetyTest(chex.TestCase):
   def test_unfinished_and_unreadable_checkpoints_are_never_restored(self):
     workdir = make_tempdir(self)
     config = tiny_toy_config()
-    exp = loop.Experiment(config, workdir, one_device())
+    exp = experiment.Experiment(config, workdir, one_device())
     at_2 = save_checkpoints(exp, (2, 4))
     ckpts = checkpoint.checkpoint_dir(workdir)
     # A save killed half-way (kill -9): Orbax's temporary directory, with
@@ -148,7 +153,7 @@ class NonFiniteTest(chex.TestCase):
 
   def test_skip_drops_the_update_counts_it_and_does_not_recompile(self):
     config = tiny_toy_config()
-    exp = loop.Experiment(config, "/unused", one_device())
+    exp = experiment.Experiment(config, "/unused", one_device())
 
     @jax.jit
     @chex.assert_max_traces(n=1)
@@ -188,9 +193,9 @@ class NonFiniteTest(chex.TestCase):
     with self.assertRaisesRegex(FloatingPointError, "4 non-finite updates "
                                 "skipped by step 4 .*last good checkpoint is "
                                 "step 2"):
-      loop.train(c, workdir, one_device())
+      train_mode.train(c, workdir, one_device())
     self.assertEqual([r["skipped"] for r in read_metrics(workdir)], [1, 2, 3])
-    exp = loop.Experiment(c, workdir, one_device())
+    exp = experiment.Experiment(c, workdir, one_device())
     state, meta = exp.restore(exp.new_state())
     self.assertEqual((meta["step"], meta["skipped"]), (2, 2))
     self.assertEqual(int(state.skipped), 2)  # restored with the state
@@ -200,7 +205,7 @@ class NonFiniteTest(chex.TestCase):
     c = tiny_toy_config()
     c.train.nonfinite = "ignore"
     with self.assertRaisesRegex(ValueError, "train.nonfinite.*skip, stop"):
-      loop.train(c, make_tempdir(self))
+      train_mode.train(c, make_tempdir(self))
 
 
 def optax_norm(tree):
@@ -211,7 +216,7 @@ class StartValidationTest(chex.TestCase):
 
   def _refused(self, config, pattern, error=ValueError):
     with self.assertRaisesRegex(error, pattern):
-      loop.Experiment(config, "/unused", sharding.make_mesh())
+      experiment.Experiment(config, "/unused", sharding.make_mesh())
 
   def test_incompatible_options_are_refused(self):
     c = tiny_toy_config()
@@ -237,7 +242,7 @@ class StartValidationTest(chex.TestCase):
     c = quickstart.get_config()
     c.data.resolution = 12
     c.model.ch_mult = (1, 1, 1)  # halves twice: needs multiples of 4 ...
-    loop.Experiment(c, "/unused", sharding.make_mesh())
+    experiment.Experiment(c, "/unused", sharding.make_mesh())
     c.model.ch_mult = (1, 1, 1, 1)  # ... thrice: 8
     self._refused(c, "multiples of 8.*12×12")
 
@@ -259,13 +264,13 @@ class StartValidationTest(chex.TestCase):
 
   def test_workdir_of_another_method_or_data_shape_is_refused(self):
     workdir = make_tempdir(self)
-    save_checkpoints(loop.Experiment(tiny_toy_config(), workdir, one_device()),
+    save_checkpoints(experiment.Experiment(tiny_toy_config(), workdir, one_device()),
                      (2,))
     c = tiny_toy_config(num_steps=4)
     c.method = "edm"
     with self.assertRaisesRegex(ValueError, "method='ct', not 'edm'"):
-      loop.train(c, workdir)
-    exp = loop.Experiment(tiny_toy_config(), workdir, sharding.make_mesh())
+      train_mode.train(c, workdir)
+    exp = experiment.Experiment(tiny_toy_config(), workdir, sharding.make_mesh())
     meta = checkpoint.read_meta(checkpoint.make_manager(workdir))
     self.assertEqual(meta["example_shape"], [2])
     with self.assertRaisesRegex(ValueError, "shape \\(2,\\), but the data now "

@@ -9,13 +9,18 @@ import pytest
 
 from cm_jax import nn, sharding
 from cm_jax.data import DataIterator
-from cm_jax.train import loop, objective, optim
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
+from cm_jax.train import objectives as objective
+from cm_jax.train import optim
 from cm_jax.train.step import jit_train_step
 from tests.test_train import tiny_toy_config
 
 
 def _run_steps(config, num_steps=2):
-  exp = loop.Experiment(config, "/unused")
+  exp = experiment.Experiment(config, "/unused")
   state_sharding = exp.state_sharding()
   step = jit_train_step(
       state_sharding, sharding.batch_sharding(exp.mesh), None, model=exp.model,
@@ -78,7 +83,7 @@ def test_bfloat16_compute_keeps_float32_params_and_the_loss():
 
 def test_scanned_steps_equal_single_steps():
   config = tiny_toy_config()
-  exp = loop.Experiment(config, "/unused")
+  exp = experiment.Experiment(config, "/unused")
   static = dict(
       model=exp.model, tx=exp.tx,
       objective=objective.make_objective(config, exp.source.example_shape),
@@ -110,13 +115,13 @@ def test_steps_per_dispatch_and_prefetch_keep_the_metrics(tmp_path):
   config = tiny_toy_config(num_steps=6)
   config.train.log_every = config.train.checkpoint_every = 2
   config.data.prefetch = 0
-  loop.train(config, str(tmp_path / "plain"))
+  train_mode.train(config, str(tmp_path / "plain"))
   config.train.steps_per_dispatch = 2
   config.data.prefetch = 2
   config.train.num_steps = 4  # then resume from its checkpoint to 6
-  loop.train(config, str(tmp_path / "scanned"))
+  train_mode.train(config, str(tmp_path / "scanned"))
   config.train.num_steps = 6
-  loop.train(config, str(tmp_path / "scanned"))
+  train_mode.train(config, str(tmp_path / "scanned"))
   rows = {}
   for name in ("plain", "scanned"):
     with open(tmp_path / name / "metrics.jsonl") as f:
@@ -127,5 +132,5 @@ def test_steps_per_dispatch_and_prefetch_keep_the_metrics(tmp_path):
       np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
   config.train.log_every = 3
   with pytest.raises(ValueError, match="multiple of train.steps_per_dispatch"):
-    loop.train(config, str(tmp_path / "bad"))
+    train_mode.train(config, str(tmp_path / "bad"))
 

@@ -9,7 +9,10 @@ import tempfile
 
 import numpy as np
 
-from cm_jax.train import loop
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
 from configs import toy2d
 
 
@@ -25,13 +28,13 @@ def test_ict_toy2d_finds_every_mode():
   config.train.sample_every = 0
   config.train.tensorboard = False
   with tempfile.TemporaryDirectory() as workdir:
-    loop.train(config, workdir)
-    exp = loop.Experiment(config, workdir)
+    train_mode.train(config, workdir)
+    exp = experiment.Experiment(config, workdir)
     modes = exp.source.modes
     results = {}
     for steps in (1, 2):
       config.sample.steps = steps
-      samples = np.load(loop.sample(config, workdir))["samples"]
+      samples = np.load(sample_mode.sample(config, workdir))["samples"]
       results[steps] = mode_stats(samples, modes, 3 * config.data.std)
   print("toy2d gmm: fraction near a mode, samples per mode:", results)
   for steps, (near, counts) in results.items():

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from cm_jax import sharding
-from cm_jax.train import loop, objective, optim, preemption
+from cm_jax import experiment
+from cm_jax.modes import evaluate as eval_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import train as train_mode
+from cm_jax.train import objectives as objective
+from cm_jax.train import optim, preemption
 from cm_jax.train.step import train_step
 from configs import quickstart, toy2d
 
@@ -58,7 +63,7 @@ def read_metrics(workdir, torn_ok=False):
 
 def _step_once(config, mesh):
   """One jitted step from a fresh state on ``mesh``; returns (state, metrics)."""
-  exp = loop.Experiment(config, "/unused", mesh)
+  exp = experiment.Experiment(config, "/unused", mesh)
   state = exp.new_state()
   from cm_jax.data import DataIterator
   batch = next(DataIterator(exp.source, config.train.batch_size, seed=0))
@@ -84,7 +89,7 @@ class TrainTest(chex.TestCase):
 
   def test_step_traced_once_across_curriculum_changes(self):
     config = tiny_toy_config(num_steps=8)  # iCT: K' = 2, N = 3, 5, 9, 17, 17
-    exp = loop.Experiment(config, "/unused", sharding.make_mesh())
+    exp = experiment.Experiment(config, "/unused", sharding.make_mesh())
     obj = objective.make_objective(config, exp.source.example_shape)
 
     @jax.jit
@@ -113,7 +118,7 @@ class TrainTest(chex.TestCase):
     state, metrics = _step_once(config, mesh)
     # μ(0) = exp(s0 log μ0 / N(0)) with N(0) = s0: μ0 exactly.
     np.testing.assert_allclose(metrics["target_mu"], 0.9, rtol=1e-6)
-    fresh = loop.Experiment(config, "/unused", mesh).new_state()
+    fresh = experiment.Experiment(config, "/unused", mesh).new_state()
     want = jax.tree.map(lambda t, o: 0.9 * t + 0.1 * o, fresh.target, state.online)
     chex.assert_trees_all_close(state.target, want, rtol=1e-6)
 
@@ -128,16 +133,16 @@ class TrainTest(chex.TestCase):
     config.curriculum.name = "ct"  # N(k) grows over the 8 steps ...
     config.target.ema = "adaptive"  # ... and θ⁻ ≠ θ, μ(k) follows it
     one = lambda: sharding.make_mesh(jax.devices()[:1])
-    final_full = loop.train(config, full, one())
+    final_full = train_mode.train(config, full, one())
     with mock.patch.object(preemption.GracefulStop, "requested",
                            lambda self, step, manager: step == 5):
-      loop.train(config, part, one())  # as after SIGTERM: stops, saves at 5
+      train_mode.train(config, part, one())  # as after SIGTERM: stops, saves at 5
     shutil.rmtree(os.path.join(part, "checkpoints", "5"))  # now as kill -9
     with open(os.path.join(part, "metrics.jsonl"), "a") as f:
       f.write('{"step": 6, "lo')  # a line torn by the kill
     self.assertEqual([r["step"] for r in read_metrics(part, torn_ok=True)],
                      [1, 2, 3, 4, 5])
-    final_part = loop.train(config, part, one())  # resumes from step 4
+    final_part = train_mode.train(config, part, one())  # resumes from step 4
     drop_rate = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_s"}
                               for r in rows]
     self.assertEqual(drop_rate(read_metrics(part)), drop_rate(read_metrics(full)))
@@ -151,10 +156,10 @@ class TrainTest(chex.TestCase):
     tmp = make_tempdir(self)
     four, mixed = os.path.join(tmp, "four"), os.path.join(tmp, "mixed")
     config = tiny_toy_config(num_steps=4)
-    final_four = loop.train(config, four, sharding.make_mesh())
-    loop.train(tiny_toy_config(num_steps=2), mixed, sharding.make_mesh())
+    final_four = train_mode.train(config, four, sharding.make_mesh())
+    train_mode.train(tiny_toy_config(num_steps=2), mixed, sharding.make_mesh())
     one = sharding.make_mesh(jax.devices()[:1])
-    final_mixed = loop.train(config, mixed, one)
+    final_mixed = train_mode.train(config, mixed, one)
     self.assertEqual(final_mixed.online["out"]["kernel"].sharding.mesh.size, 1)
     chex.assert_trees_all_close(final_mixed.online, final_four.online, rtol=1e-5,
                                 atol=1e-6)
@@ -162,10 +167,10 @@ class TrainTest(chex.TestCase):
   def test_sample_mode_writes_npz_and_png(self):
     workdir = make_tempdir(self)
     config = tiny_toy_config(num_steps=2)
-    loop.train(config, workdir)
+    train_mode.train(config, workdir)
     for steps in (1, 2):
       config.sample.steps = steps
-      path = loop.sample(config, workdir)
+      path = sample_mode.sample(config, workdir)
       self.assertEqual(os.path.basename(path), f"samples_2_{steps}step.npz")
       samples = np.load(path)["samples"]
       self.assertEqual(samples.shape, (32, 2))
@@ -183,7 +188,7 @@ class TrainTest(chex.TestCase):
     c.train.tensorboard = False
     c.sample.grid_size = 4
     c.sample.num = 4
-    loop.train(c, workdir)
+    train_mode.train(c, workdir)
     rows = read_metrics(workdir)
     self.assertEqual([r["step"] for r in rows], [1])
     self.assertTrue(np.isfinite(rows[0]["loss"]))
@@ -191,11 +196,11 @@ class TrainTest(chex.TestCase):
     self.assertTrue(os.path.exists(os.path.join(workdir, "samples",
                                                 "grid_00000001.png")))
     c.sample.steps = 2
-    samples = np.load(loop.sample(c, workdir))["samples"]
+    samples = np.load(sample_mode.sample(c, workdir))["samples"]
     self.assertEqual((samples.shape, samples.dtype), ((4, 8, 8, 1), np.uint8))
     # --mode=eval through the real FID Inception (gray → 3 channels, 8 → 299).
     c.eval.num, c.eval.ref_num, c.eval.batch_size = 4, 4, 8
-    results = loop.evaluate(c, workdir)
+    results = eval_mode.evaluate(c, workdir)
     with open(os.path.join(workdir, "eval", "metrics_1.json")) as f:
       self.assertEqual(json.load(f), results)
     for key in ("fid_1step", "fid_2step", "kid_1step", "kid_2step"):
@@ -216,19 +221,19 @@ class ValidationTest(chex.TestCase):
       group, name = field.split(".")
       c[group][name] = value
       with self.assertRaisesRegex(ValueError, listed):
-        exp = loop.Experiment(c, "/unused", sharding.make_mesh())
+        exp = experiment.Experiment(c, "/unused", sharding.make_mesh())
         objective.make_objective(c, exp.source.example_shape)
 
   def test_non_finite_update_stops_and_keeps_the_last_good_checkpoint(self):
     workdir = make_tempdir(self)
-    loop.train(tiny_toy_config(num_steps=2), workdir)  # a good checkpoint at 2
+    train_mode.train(tiny_toy_config(num_steps=2), workdir)  # a good checkpoint at 2
     c = tiny_toy_config(num_steps=5)
     c.optim.lr = 1e30  # the next update overflows the parameters
     with self.assertRaisesRegex(FloatingPointError,
                                 "step 3 .*last good checkpoint is step 2"):
-      loop.train(c, workdir)
+      train_mode.train(c, workdir)
     c.optim.lr = 1e-3
-    exp = loop.Experiment(c, workdir, sharding.make_mesh())
+    exp = experiment.Experiment(c, workdir, sharding.make_mesh())
     state, meta = exp.restore(exp.new_state())
     self.assertEqual(meta["step"], 2)
     self.assertTrue(all(np.all(np.isfinite(x))
@@ -239,28 +244,28 @@ class ValidationTest(chex.TestCase):
     c.model.context_dim = 4  # the toy data have no contexts
     with self.assertRaisesRegex(ValueError, "has none; set --config.model."
                                 "context_dim=0"):
-      loop.Experiment(c, "/unused", sharding.make_mesh())
+      experiment.Experiment(c, "/unused", sharding.make_mesh())
     c.data.context_dim = 3
     with self.assertRaisesRegex(ValueError, "width 3 but model.context_dim=4; "
                                 r"set --config.model.context_dim=3\."):
-      loop.Experiment(c, "/unused", sharding.make_mesh())
+      experiment.Experiment(c, "/unused", sharding.make_mesh())
     c.model.context_dim = 3
-    loop.Experiment(c, "/unused", sharding.make_mesh())
+    experiment.Experiment(c, "/unused", sharding.make_mesh())
 
   def test_missing_npz_path_names_the_flag(self):
     c = tiny_toy_config()
     c.data.source = "npz"
     c.data.path = "/nonexistent/data.npz"
     with self.assertRaisesRegex(FileNotFoundError, "config.data.path"):
-      loop.Experiment(c, "/unused", sharding.make_mesh())
+      experiment.Experiment(c, "/unused", sharding.make_mesh())
 
   def test_workdir_of_another_architecture_is_refused(self):
     workdir = make_tempdir(self)
-    loop.train(tiny_toy_config(num_steps=2), workdir)
+    train_mode.train(tiny_toy_config(num_steps=2), workdir)
     c = tiny_toy_config(num_steps=4)
     c.model.hidden = 64
     with self.assertRaisesRegex(ValueError, "model.hidden: 32 there, 64 now"):
-      loop.train(c, workdir)
+      train_mode.train(c, workdir)
 
   def test_cli_rejects_unknown_field_and_trains(self):
     tmp = make_tempdir(self)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cm_jax import samplers, schedules, ts_search
+from cm_jax import samplers, schedules
+from cm_jax.modes import search as ts_search
 from cm_jax.evaluation import fid
 
 T, EPS = 80.0, 0.002

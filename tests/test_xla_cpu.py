@@ -19,9 +19,9 @@ GRADIENT = """
 import sys
 import jax, jax.numpy as jnp, numpy as np
 from cm_jax import nn
-from cm_jax.train.objective import make_objective
-from cm_jax.train.state import dummy_inputs
-from cm_jax.train.step import network
+from cm_jax.train.objectives import make_objective
+from cm_jax.nn import dummy_inputs
+from cm_jax.nn import network
 from configs import ict_cifar10
 config = ict_cifar10.get_config("smoke")
 config.model.update(ch=16, ch_mult=(1, 2), num_res_blocks=1,

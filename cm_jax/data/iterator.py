@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from cm_jax.data.base import Batch, Source
-from cm_jax.data.sources import get_source
+from cm_jax.data.sources import as_config, get_source
 
 
 class DataIterator:
@@ -92,8 +92,9 @@ class DataIterator:
 def make_iterator(data_config: Any, global_batch_size: int, seed: int,
                   position: int = 0) -> DataIterator:
   """The iterator over `data_config`'s source for this JAX process."""
+  data_config = as_config(data_config)
   return DataIterator(
       get_source(data_config), global_batch_size, seed=seed,
-      random_flip=data_config.get("random_flip", False),
+      random_flip=data_config.random_flip,
       process_index=jax.process_index(), process_count=jax.process_count(),
       position=position)

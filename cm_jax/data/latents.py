@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from cm_jax import checkpoint, sharding
+from cm_jax import cache, checkpoint, sharding
 from cm_jax.data.base import Batch
 from cm_jax.nn.autoencoder import Autoencoder
 
@@ -81,8 +81,6 @@ def reconstruct(model, params, source, num, batch_size=ENCODE_BATCH):
 
 def load_autoencoder(workdir, mesh=None):
   """(FlaxAutoencoder, meta) of the latest checkpoint of a method=ae run."""
-  from cm_jax import teacher  # teacher → train.state; keep data importable
-
   if not workdir:
     raise ValueError("data.source=latents needs an autoencoder: set "
                      "--config.data.ae_workdir=DIR (a run of configs/ae_*.py)"
@@ -92,8 +90,8 @@ def load_autoencoder(workdir, mesh=None):
   # One local device: encoding once and decoding samples are small jobs, and
   # each host encodes alone.
   mesh = sharding.make_mesh(jax.local_devices()[:1]) if mesh is None else mesh
-  model, params = teacher.restore_network(manager, meta, mesh,
-                                          meta["example_shape"])
+  model, params = checkpoint.restore_network(manager, meta, mesh,
+                                             meta["example_shape"])
   return FlaxAutoencoder(model, params), meta
 
 
@@ -208,7 +206,7 @@ def _digest(identity):
 
 def _plugin(data_config):
   """The (autoencoder, image data config, identity) of data.autoencoder."""
-  name = data_config.get("autoencoder")
+  name = data_config["autoencoder"]
   module, _, fn = name.partition(":")
   try:
     factory = getattr(importlib.import_module(module), fn)
@@ -221,12 +219,11 @@ def _plugin(data_config):
 
 def _resolve(data_config, mesh=None):
   """(autoencoder, image data config, cache path) of ``data_config``."""
-  if data_config.get("autoencoder"):
+  if data_config["autoencoder"]:
     autoencoder, image_data, identity = _plugin(data_config)
-    from cm_jax.evaluation import inception  # its cache directory
-    folder, prefix = inception.cache_dir(), "latents"
+    folder, prefix = cache.cache_dir(), "latents"
   else:
-    workdir = data_config.get("ae_workdir")
+    workdir = data_config["ae_workdir"]
     autoencoder, meta = load_autoencoder(workdir, mesh)
     image_data = dict(meta["config"]["data"])
     identity = {"ae_step": meta["step"]}
@@ -234,16 +231,15 @@ def _resolve(data_config, mesh=None):
     prefix = f"latents_{meta['step']}"
   if image_data.get("source") == "latents":
     raise ValueError("The autoencoder's images must be pixels, not latents.")
-  path = data_config.get("latent_cache") or os.path.join(
+  path = data_config["latent_cache"] or os.path.join(
       folder, f"{prefix}_{_digest({**identity, 'images': image_data})}.npz")
   return autoencoder, image_data, path
 
 
-def latents_source(data_config, mesh=None) -> LatentSource:
+def latents_source(data_config, get_source, mesh=None) -> LatentSource:
   """The latent source of ``data_config`` (fields ``ae_workdir`` or
-  ``autoencoder``, and ``latent_cache``), encoding the images on first use."""
-  from cm_jax.data.sources import get_source  # sources → here, lazily
-
+  ``autoencoder``, and ``latent_cache``), encoding the images on first use;
+  ``get_source`` (``cm_jax.data.get_source``) reads the images."""
   autoencoder, image_data, path = _resolve(data_config, mesh)
   if not os.path.exists(path):
     image_source = get_source(image_data)

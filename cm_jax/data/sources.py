@@ -1,12 +1,13 @@
 """Data sources named by `config.data.source`, resolved through one dict.
 
+Each reads its fields of `config.data` (all declared in configs/base.py):
 - digits: scikit-learn's bundled 8×8 handwritten digits (no download),
-  bilinearly resized to `resolution` (default 16), 1 channel, labels 0–9.
+  bilinearly resized to `resolution`, 1 channel, labels 0–9.
 - toy2d: 2-D point sets, see `toy2d.py`.
 - npz: the file at `path` with `x_<split>` uint8 [N, H, W, C], optional
   integer `y_<split>` [N] and optional float `context_<split>` [N, D] (any
   conditioning vector per example, e.g. a text embedding); `split` is "train"
-  (default) or "test".
+  or "test"; `num_classes` (0: the labels' max + 1).
 - tfds: `name`, `split`, `data_dir` through `tfds.data_source`: random access
   to ArrayRecord files, decoded per batch; needs tensorflow-datasets but not
   TensorFlow, and is imported only when used.
@@ -18,9 +19,11 @@
 import os
 from typing import Any, Callable
 
+import ml_collections
 import numpy as np
 from PIL import Image
 
+from cm_jax import registry
 from cm_jax.data.base import (ArraySource, Batch, Source, check_context,
                               make_batch)
 from cm_jax.data.toy2d import toy2d_source
@@ -35,7 +38,7 @@ def digits_source(config: Any) -> ArraySource:
 
   digits = load_digits()
   images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-  size = config.get("resolution", 16)
+  size = config.resolution
   if size != images.shape[1]:
     images = np.stack([_resize(image, size) for image in images])
   return ArraySource(x=images[..., None], y=digits.target, num_classes=10)
@@ -49,11 +52,10 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 def npz_source(config: Any) -> ArraySource:
   """Arrays `x_<split>`, optional `y_<split>` and optional `context_<split>`
   of the file at `path`."""
-  path = config.get("path") or ""
+  path, split = config.path, config.split
   if not os.path.isfile(path):
     raise FileNotFoundError(f"npz data file {path!r} not found; set "
                             "--config.data.path=/path/to/data.npz")
-  split = config.get("split", "train")
   with np.load(path, allow_pickle=False) as arrays:
     if f"x_{split}" not in arrays:
       raise ValueError(f"{path} has no array 'x_{split}' (it has "
@@ -67,7 +69,7 @@ def npz_source(config: Any) -> ArraySource:
   check_context(context, len(x), f"{path}: context_{split}")
   if y is None:
     return ArraySource(x=x, context=context)
-  num_classes = config.get("num_classes") or int(y.max()) + 1
+  num_classes = config.num_classes or int(y.max()) + 1
   return ArraySource(x=x, y=y, num_classes=num_classes, context=context)
 
 
@@ -127,14 +129,14 @@ class TfdsSource:
 
 
 def tfds_source(config: Any) -> TfdsSource:
-  return TfdsSource(config.get("name"), split=config.get("split", "train"),
-                    data_dir=config.get("data_dir"),
-                    download=config.get("download", False))
+  return TfdsSource(config.name, split=config.split,
+                    data_dir=config.data_dir or None,  # "": tfds' default
+                    download=config.download)
 
 
 def latents_source(config: Any) -> Source:
   from cm_jax.data import latents  # loads a checkpoint: imported when used
-  return latents.latents_source(config)
+  return latents.latents_source(config, get_source)
 
 
 _SOURCES: dict[str, Callable[[Any], Source]] = {
@@ -146,10 +148,27 @@ _SOURCES: dict[str, Callable[[Any], Source]] = {
 }
 
 
+# What a data config saved before configs/base.py declared every field (a
+# checkpoint's, e.g. an autoencoder run's images) implies for the fields it
+# lacks: the values the code then assumed.
+IMPLIED = {"resolution": 16, "path": "", "split": "train", "num_classes": 0,
+           "name": "gmm", "data_dir": "", "download": False,
+           "random_flip": False, "num_examples": 65_536, "seed": 0,
+           "num_modes": 8, "radius": 1.0, "std": 0.05, "context_dim": 0,
+           "context_noise": 0.0, "ae_workdir": "", "autoencoder": "",
+           "latent_cache": ""}
+
+
+def as_config(data_config: Any) -> ml_collections.ConfigDict:
+  """`data_config` as a ConfigDict: a run's `config.data`, or the plain dict
+  of the same fields that a checkpoint stores (missing fields ``IMPLIED``)."""
+  if isinstance(data_config, ml_collections.ConfigDict):
+    return data_config
+  return ml_collections.ConfigDict({**IMPLIED, **dict(data_config)})
+
+
 def get_source(data_config: Any) -> Source:
   """The source named by `data_config.source`, built from its other fields."""
-  name = data_config.get("source")
-  if name not in _SOURCES:
-    raise ValueError(f"Unknown data source {name!r}; valid: "
-                     f"{', '.join(_SOURCES)} (set --config.data.source=...).")
-  return _SOURCES[name](data_config)
+  data_config = as_config(data_config)
+  make = registry.lookup(_SOURCES, data_config.source, "data.source")
+  return make(data_config)

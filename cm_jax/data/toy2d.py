@@ -3,16 +3,18 @@
 All lie roughly in [-1, 1]², a scale close to σ_data = 0.5, except the
 mixture, whose scale follows `radius` and `std`.
 
-Fields of `config.data`: `name` (gmm | checkerboard | swissroll | moons),
-`num_examples`, `seed`; for gmm also `num_modes`, `radius` and `std`. The
+Fields of `config.data` (declared in configs/base.py): `name` (gmm |
+checkerboard | swissroll | moons), `num_examples`, `seed`; for gmm also
+`num_modes`, `radius`, `std`, `context_dim` and `context_noise`. The
 gmm is labelled: class k is mode k, so with `model.num_classes = num_modes`
 it is the class-conditional toy of LCD (configs/edm_toy2d.py:cond).
 
 With `context_dim` = D > 0 the gmm also gives each example a context vector
 (batch["context"], float32 [D]): mode k's fixed random unit vector u_k
-(orthonormal for num_modes ≤ D) plus N(0, `context_noise`²·I) per example. A model conditioned only on it
-(`model.context_dim = D`, `model.num_classes = 0`) must learn the class from
-the vector, as from a text embedding (configs/edm_toy2d.py:context).
+(orthonormal for num_modes ≤ D) plus N(0, `context_noise`²·I) per example.
+A model conditioned only on it (`model.context_dim = D`,
+`model.num_classes = 0`) must learn the class from the vector, as from a text
+embedding (configs/edm_toy2d.py:context).
 """
 
 import dataclasses
@@ -21,9 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from cm_jax import registry
 from cm_jax.data.base import ArraySource
 
-DEFAULT_NUM_EXAMPLES = 65536
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 
 
@@ -97,14 +99,14 @@ def class_contexts(rng: np.random.Generator, labels: np.ndarray,
 
 def _gmm_source(config: Any, rng: np.random.Generator,
                 n: int) -> GaussianMixtureSource:
-  num_modes, std = config.get("num_modes", 8), config.get("std", 0.05)
-  modes = gmm_modes(num_modes, config.get("radius", 1.0)).astype(np.float32)
+  num_modes, std = config.num_modes, config.std
+  modes = gmm_modes(num_modes, config.radius).astype(np.float32)
   x, y = sample_gmm(rng, n, modes, std)
   context = None
-  dim = config.get("context_dim", 0)
-  if dim:  # its own stream: the points are those of the run without contexts
-    context = class_contexts(np.random.default_rng([config.get("seed", 0), 1]),
-                             y, num_modes, dim, config.get("context_noise", 0.0))
+  if config.context_dim:  # its own stream: the points are those without
+    context = class_contexts(np.random.default_rng([config.seed, 1]), y,
+                             num_modes, config.context_dim,
+                             config.context_noise)
   return GaussianMixtureSource(
       x=x, y=y, num_classes=num_modes, modes=modes, std=std, context=context)
 
@@ -125,14 +127,11 @@ _TOY2D = {
 
 def toy2d_source(config: Any) -> ArraySource:
   """The fixed sample of the set named by `config.name`."""
-  name = config.get("name", "gmm")
-  if name not in _TOY2D:
-    raise ValueError(f"Unknown toy2d name {name!r}; valid: "
-                     f"{', '.join(_TOY2D)} (set --config.data.name=...).")
-  if config.get("context_dim", 0) and name != "gmm":
+  name = config.name
+  make = registry.lookup(_TOY2D, name, "data.name")
+  if config.context_dim and name != "gmm":
     raise ValueError(f"data.context_dim gives the gmm's classes context "
                      f"vectors; {name!r} has no classes. Set "
                      "--config.data.context_dim=0 or --config.data.name=gmm.")
-  rng = np.random.default_rng(config.get("seed", 0))
-  return _TOY2D[name](config, rng,
-                      config.get("num_examples", DEFAULT_NUM_EXAMPLES))
+  rng = np.random.default_rng(config.seed)
+  return make(config, rng, config.num_examples)

@@ -3,7 +3,7 @@
 The reference is a data source (``config.data`` unless ``eval.ref_split``
 names another split of it): tfds CIFAR-10 train for the papers' protocol,
 the shipped npz subset here. Its statistics are computed once and cached in
-``inception.cache_dir()`` under a name that encodes where they came from; a
+``cache.cache_dir()`` under a name that encodes where they came from; a
 log line names the file and how it was made.
 """
 
@@ -15,9 +15,10 @@ import os
 import numpy as np
 from absl import logging
 
+from cm_jax import cache
 from cm_jax.data import get_source
 from cm_jax.evaluation import fid, inception
-from cm_jax.train.writer import ProgressBar
+from cm_jax.progress import ProgressBar
 
 # Reference features kept for KID (random rows; KID compares subsets of 1,000).
 KID_REFERENCE_FEATURES = 10_000
@@ -44,11 +45,12 @@ def reference_data_config(config, data=None):
 
 def _describe(data, num):
   """E.g. "50000 examples of tfds cifar10 split train"."""
-  where = {"npz": data.get("path"), "tfds": data.get("name")}.get(
-      data["source"], data.get("name"))
-  split = f"split {data['split']}" if "split" in data else None
+  source = data["source"]
+  field = {"npz": "path", "tfds": "name", "toy2d": "name"}.get(source)
+  where = data[field] if field else None  # fields their sources read
+  split = f"split {data['split']}" if source in ("npz", "tfds") else None
   return " ".join(str(part) for part in (f"{num} examples of",
-                                         data["source"], where, split) if part)
+                                         source, where, split) if part)
 
 
 def _cache_path(data, ref_num):
@@ -57,7 +59,7 @@ def _cache_path(data, ref_num):
   identity.update(ref_num=ref_num, network="fid-inception-v3-pool3")
   digest = hashlib.sha1(json.dumps(identity, sort_keys=True,
                                    default=str).encode()).hexdigest()[:12]
-  return os.path.join(inception.cache_dir(),
+  return os.path.join(cache.cache_dir(),
                       f"fid_ref_{data['source']}_{digest}.npz")
 
 

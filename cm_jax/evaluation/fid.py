@@ -22,7 +22,7 @@ from jax.experimental import multihost_utils
 
 from cm_jax import sharding
 from cm_jax.evaluation import inception
-from cm_jax.train.writer import ProgressBar
+from cm_jax.progress import ProgressBar
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048

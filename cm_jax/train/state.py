@@ -7,7 +7,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from cm_jax import sharding
+from cm_jax import nn, sharding
 
 
 @flax.struct.dataclass
@@ -34,24 +34,11 @@ class TrainState:
   skipped: jax.Array
 
 
-def dummy_inputs(model, example_shape, batch_size=1):
-  """Inputs that trace ``model`` once: (x, c_noise, labels, w). A model with
-  ``context_dim`` > 0 traces with context None, the null context, which
-  builds the same parameters as a real one."""
-  x = jnp.zeros((batch_size, *example_shape), jnp.float32)
-  c_noise = jnp.zeros((batch_size,), jnp.float32)
-  labels = (jnp.zeros((batch_size,), jnp.int32)
-            if getattr(model, "num_classes", 0) else None)
-  w = (jnp.zeros((batch_size,), jnp.float32)
-       if getattr(model, "w_embedding", False) else None)
-  return x, c_noise, labels, w
-
-
 def init_state(model, tx, example_shape, seed):
   """A fresh state: θ = θ⁻ = EMA at initialisation (CM Alg. 2–3: θ⁻ ← θ)."""
   init_key, rng = jax.random.split(jax.random.key(seed))
   params = model.init({"params": init_key},
-                      *dummy_inputs(model, example_shape))["params"]
+                      *nn.dummy_inputs(model, example_shape))["params"]
   return TrainState(step=jnp.zeros((), jnp.int32), online=params, target=params,
                     ema=params, opt_state=tx.init(params), rng=rng,
                     skipped=jnp.zeros((), jnp.int32))

@@ -6,22 +6,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from cm_jax.nn import network
+
 
 def ema_update(average, params, decay):
   """decay·average + (1 − decay)·params, leaf by leaf (stop-gradient by use)."""
   return jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, average, params)
-
-
-def network(model, params, labels=None, dropout_key=None, *, context=None):
-  """The raw net(x_in, c_noise, w=None) → F of ``model`` at ``params``;
-  ``labels`` None is the null class, ``context`` [B, D] None the null (zero)
-  context; ``w`` is LCM's guidance scale [B] (models with w_embedding);
-  dropout on iff a key is given."""
-  def net(x, c_noise, w=None):
-    rngs = None if dropout_key is None else {"dropout": dropout_key}
-    return model.apply({"params": params}, x, c_noise, labels, w, context,
-                       train=dropout_key is not None, rngs=rngs)
-  return net
 
 
 def _labels(model, batch):

@@ -27,7 +27,7 @@ def check_experiment(config, source):
           f"of shape {shape}; set --config.model.name="
           f"{other[0] if other else '...'} or use other data.")
   if model.name == "unet":
-    levels = len(model.get("ch_mult", (2, 2, 2)))
+    levels = len(model.ch_mult)
     factor = 2 ** (levels - 1)
     if shape[0] % factor or shape[1] % factor:
       raise ValueError(
@@ -39,11 +39,12 @@ def check_experiment(config, source):
     raise ValueError(f"method=ae goes with model.name='autoencoder' (and only "
                      f"it), got method={config.method!r}, model.name="
                      f"{model.name!r}; fix --config.method or model.name.")
-  if model.name == "autoencoder":
+  if model.name == "autoencoder":  # takes no labels or contexts
     _check_autoencoder(model, shape, data)
-  _check_labels(model.get("num_classes", 0), source.num_classes, data)
-  _check_context(model.get("context_dim", 0),
-                 getattr(source, "context_dim", 0), data)
+  else:
+    _check_labels(model.num_classes, source.num_classes, data)
+    _check_context(model.context_dim, getattr(source, "context_dim", 0),
+                   data)
   if config.loss.metric == "lpips" and not (len(shape) == 3 and shape[-1] == 3):
     raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
                      f"gives examples of shape {shape}; set "
@@ -52,12 +53,12 @@ def check_experiment(config, source):
 
 
 def _check_autoencoder(model, shape, data):
-  factor = 2 ** (len(model.get("ch_mult", (1, 2))) - 1)
+  factor = 2 ** (len(model.ch_mult) - 1)
   if shape[0] % factor or shape[1] % factor:
     raise ValueError(f"The autoencoder downsamples by f = {factor} (model."
                      f"ch_mult={tuple(model.ch_mult)}), but {data} gives "
                      f"{shape[0]}×{shape[1]}; shorten --config.model.ch_mult.")
-  if model.get("out_channels", 3) != shape[-1]:
+  if model.out_channels != shape[-1]:
     raise ValueError(f"{data} gives images with {shape[-1]} channel(s); set "
                      f"--config.model.out_channels={shape[-1]}.")
 
@@ -99,3 +100,11 @@ def _check_rates(config):
   if config.train.num_steps < 1 or config.train.batch_size < 1:
     raise ValueError("train.num_steps and train.batch_size must be ≥ 1; got "
                      f"{config.train.num_steps} and {config.train.batch_size}.")
+
+
+def check_needs(config, needs, model):
+  """The network ``model`` fits what the objective (``Needs``) feeds it."""
+  if getattr(model, "w_embedding", False) and not needs.guidance_input:
+    raise ValueError(f"model.w_embedding=True takes LCM's guidance scale w, "
+                     f"which method={config.method} does not feed; set "
+                     "--config.model.w_embedding=False (or method=lcd, lcf).")

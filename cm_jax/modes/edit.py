@@ -29,12 +29,11 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from cm_jax import editing, generate, samplers, schedules
+from cm_jax import editing, generate, registry, samplers, schedules
 from cm_jax import visualize
 from cm_jax.data.base import uint8_to_float
-from cm_jax.train import loop
-from cm_jax.train.objective import Diffusion, resolve
-from cm_jax.train.step import network
+from cm_jax.experiment import load_trained
+from cm_jax.train import objectives
 
 MASKS = ("center", "left", "right", "strokes")
 POSTERIZE_LEVELS = 4  # grey/colour levels per channel of a stroke painting
@@ -261,43 +260,47 @@ TASKS = {"inpaint": _inpaint, "colorize": _colorize, "superres": _superres,
          "stroke": _stroke, "denoise": _denoise, "interpolate": None}
 
 
-def edit_times(edit_config, diffusion, task):
+def edit_times(edit_config, process, task):
   """Alg. 4's t_1 > … > t_N: ``edit.ts``, or T (stroke: ``edit.stroke_t``)
   then the interior of an EDM grid of ``edit.steps`` + 1 points down to ε."""
   ec = edit_config
   if ec.ts:
-    return generate.check_times(ec.ts, diffusion, "edit.ts")
+    return generate.check_times(ec.ts, process, "edit.ts")
   if ec.steps < 1:
     raise ValueError(f"edit.steps must be ≥ 1, got {ec.steps}.")
-  t_1 = ec.stroke_t if task == "stroke" else diffusion.sigma_max
-  generate.check_times((t_1,), diffusion, "edit.stroke_t")
-  grid = schedules.karras_sigmas(ec.steps + 1, diffusion.sigma_min, t_1,
-                                 diffusion.rho)
+  t_1 = ec.stroke_t if task == "stroke" else process.sigma_max
+  generate.check_times((t_1,), process, "edit.stroke_t")
+  grid = schedules.karras_sigmas(ec.steps + 1, process.sigma_min, t_1,
+                                 process.rho)
   return tuple(float(t) for t in np.asarray(grid)[1:][::-1])
 
 
-def make_runner(model, params, diffusion, labels):
+def make_runner(model, params, process, labels, w=None):
   """run(editor, key, *arrays) = editor(f, key, *arrays), jitted, with f the
-  consistency function of ``params`` (class-conditional on ``labels``)."""
+  consistency function of ``params`` (``generate.consistency_function``:
+  class-conditional on ``labels``, with LCM's input ``w``)."""
   def run(editor, key, *arrays):
-    def apply(params, key, labels, *arrays):
-      f = diffusion.consistency_fn(network(model, params, labels))
+    def apply(params, key, labels, w, *arrays):
+      f = generate.consistency_function(model, process, params, labels, w)
       return editor(f, key, *arrays)
-    return np.asarray(jax.jit(apply)(params, key, labels, *arrays))
+    return np.asarray(jax.jit(apply)(params, key, labels, w, *arrays))
   return run
 
 
-def interpolation_grid(model, params, diffusion, key, num, alphas,
-                       example_shape, labels=None):
+def interpolation_grid(model, params, process, key, num, alphas,
+                       example_shape, labels=None, w=None):
   """CM Fig. 6: ``num`` rows, each one-step samples along the slerp between
-  two noises at ``alphas`` → [num, A, H, W, C] (model space)."""
+  two noises at ``alphas`` → [num, A, H, W, C] (model space); ``w`` is
+  LCM's guidance-scale input (a scalar) or None."""
   alphas = jnp.asarray(alphas, jnp.float32)
+  row_w = None if w is None else jnp.full(alphas.shape, w, jnp.float32)
 
   @jax.jit
   def row(params, z, label):
     row_labels = None if label is None else jnp.full(alphas.shape, label)
-    f = diffusion.consistency_fn(network(model, params, row_labels))
-    return samplers.interpolate(f, z[0], z[1], alphas, t_max=diffusion.sigma_max)
+    f = generate.consistency_function(model, process, params, row_labels,
+                                      row_w)
+    return samplers.interpolate(f, z[0], z[1], alphas, t_max=process.t_max)
 
   z = jax.random.normal(key, (num, 2, *example_shape))
   return np.stack([np.asarray(row(params, z[i], None if labels is None
@@ -327,42 +330,69 @@ def save_edit(outputs, reference, prefix):
                         scale=max(1, 64 // h))
 
 
+def check_editable(config, what):
+  """``what`` (CM Alg. 4 editing, the 2-step τ search) needs a consistency
+  model of pixels on the VE process; a one-line refusal otherwise."""
+  if objectives.needs_of(config.method).sampler != "consistency":
+    raise ValueError(f"{what} needs a consistency model (method=ct, cd, lcd "
+                     f"or lcf), not method={config.method}.")
+  if config.process != "ve":
+    raise ValueError(f"{what} is written for the VE process x_t = x + t·z "
+                     "(CM Alg. 1, 4 renoise with √(t² − ε²)·z); "
+                     f"process={config.process} runs are not supported: "
+                     "train a VE model (--config.process=ve).")
+  if config.data.source == "latents":
+    raise ValueError(f"{what} works on pixels; a model of "
+                     "data.source=latents is not supported.")
+
+
+def _guidance_input(model, config, num):
+  """LCM's w input [num] (``sample.guidance``) for a model with
+  w_embedding, else None."""
+  if not getattr(model, "w_embedding", False):
+    return None
+  return jnp.full((num,), float(config.sample.guidance), jnp.float32)
+
+
 def edit(config, workdir, mesh=None):
   """--mode=edit: ``edit.task`` with the EMA parameters of the workdir's
   latest checkpoint. Returns the path prefix of the written .npz/.png."""
   ec = config.edit
-  task_fn = resolve(TASKS, ec.task, "edit.task")
-  if config.method == "edm":
-    raise ValueError("--mode=edit needs a consistency model (method=ct or "
-                     "cd), not an EDM teacher.")
-  if config.data.source == "latents":
-    raise ValueError("--mode=edit edits pixels (CM Alg. 4); a model of "
-                     "data.source=latents is not supported.")
-  exp, ema, meta = loop.restore_ema(config, workdir, mesh)
+  task_fn = registry.lookup(TASKS, ec.task, "edit.task")
+  check_editable(config, "--mode=edit (CM Alg. 4)")
+  exp, ema, meta = load_trained(config, workdir, mesh)
   if not exp.source.is_image:
     raise ValueError("--mode=edit needs image data; data.source="
                      f"{config.data.source!r} gives 2-D points.")
-  diffusion = Diffusion(**config.diffusion)
   key = jax.random.key(ec.seed)
   prefix = os.path.join(workdir, "edits", ec.task)
   os.makedirs(os.path.dirname(prefix), exist_ok=True)
-  if ec.task == "interpolate":
-    alphas = np.linspace(0.0, 1.0, ec.num_alphas)
-    grid = interpolation_grid(
-        exp.model, ema, diffusion, key, ec.num, alphas,
-        exp.source.example_shape, _labels(exp.model, config, None, ec.num))
-    result = visualize.to_uint8(grid)
-    np.savez(prefix + ".npz", result=result, alphas=alphas.astype(np.float32))
-    visualize.save_image_grid(result.reshape(-1, *result.shape[2:]),
-                              prefix + ".png", ncol=ec.num_alphas,
-                              scale=max(1, 64 // result.shape[2]))
+  if task_fn is None:  # interpolate
+    _interpolate(exp, ema, key, prefix)
   else:
     reference, data_labels, from_file = load_references(ec, exp.source)
     labels = _labels(exp.model, config, data_labels, len(reference))
-    run = make_runner(exp.model, ema, diffusion, labels)
-    ts = edit_times(ec, diffusion, ec.task)
+    run = make_runner(exp.model, ema, exp.process, labels,
+                      _guidance_input(exp.model, config, len(reference)))
+    ts = edit_times(ec, exp.process, ec.task)
     save_edit(task_fn(run, key, reference, ec, ts, from_file), reference,
               prefix)
   logging.info("Wrote %s.png and .npz (%s, checkpoint step %d).", prefix,
                ec.task, meta["step"])
   return prefix
+
+
+def _interpolate(exp, params, key, prefix):
+  """CM Fig. 6 rows written to prefix.npz (``result``, ``alphas``) and .png."""
+  ec, config = exp.config.edit, exp.config
+  alphas = np.linspace(0.0, 1.0, ec.num_alphas)
+  w = float(config.sample.guidance) if getattr(
+      exp.model, "w_embedding", False) else None
+  grid = interpolation_grid(
+      exp.model, params, exp.process, key, ec.num, alphas,
+      exp.source.example_shape, _labels(exp.model, config, None, ec.num), w)
+  result = visualize.to_uint8(grid)
+  np.savez(prefix + ".npz", result=result, alphas=alphas.astype(np.float32))
+  visualize.save_image_grid(result.reshape(-1, *result.shape[2:]),
+                            prefix + ".png", ncol=ec.num_alphas,
+                            scale=max(1, 64 // result.shape[2]))

@@ -22,11 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from cm_jax import generate, samplers, schedules, visualize
+from cm_jax import generate, registry, schedules, visualize
 from cm_jax.evaluation import fid
-from cm_jax.train import loop
-from cm_jax.train.objective import Diffusion, resolve
-from cm_jax.train.step import network
+from cm_jax.experiment import load_trained
+from cm_jax.modes.edit import check_editable
 
 
 def ternary_search(objective: Callable[[int], float], lo: int, hi: int):
@@ -126,17 +125,7 @@ def make_metric(name, reference, is_image):
   if name == "fid" and not is_image:
     raise ValueError("search.metric=fid needs images; set "
                      "--config.search.metric=frechet for 2-D data.")
-  return name, resolve(METRICS, name, "search.metric")(reference)
-
-
-def make_two_step_sampler(model, diffusion, batch_shape):
-  """jit-compiled (params, key, ts [S−1], labels) → samples: CM Alg. 1 with
-  the intermediate times as an input, so every τ shares one compilation."""
-  def run(params, key, ts, labels):
-    f = diffusion.consistency_fn(network(model, params, labels))
-    return samplers.multistep(f, key, batch_shape, ts,
-                              t_max=diffusion.sigma_max, eps=diffusion.sigma_min)
-  return jax.jit(run)
+  return name, registry.lookup(METRICS, name, "search.metric")(reference)
 
 
 def search(config, workdir, mesh=None):
@@ -144,45 +133,40 @@ def search(config, workdir, mesh=None):
 
   Writes DIR/search/two_step_<step>.md (the table) and .json.
   """
-  if config.method == "edm":
-    raise ValueError("--mode=search needs a consistency model (method=ct or "
-                     "cd); an EDM teacher samples with its ODE solver.")
-  if config.data.source == "latents":
-    raise ValueError("--mode=search compares pixels; a model of "
-                     "data.source=latents is not supported.")
-  exp, ema, meta = loop.restore_ema(config, workdir, mesh)
+  check_editable(config, "--mode=search (the 2-step τ search)")
+  exp, ema, meta = load_trained(config, workdir, mesh)
   sc = config.search
-  diffusion = Diffusion(**config.diffusion)
   num = min(sc.num, exp.source.num_examples)
   reference = exp.source.get(np.arange(num))["x"]
   metric_name, metric = make_metric(sc.metric, reference, exp.source.is_image)
-  batch = min(config.sample.batch_size, num)
-  sampler = make_two_step_sampler(exp.model, diffusion,
-                                  (batch, *exp.source.example_shape))
-  num_classes = getattr(exp.model, "num_classes", 0)
+  # CM Alg. 1 with the intermediate times as an input: one compilation.
+  gen = generate.Generator(
+      exp.model, config, exp.source.example_shape, "multistep",
+      batch=min(config.sample.batch_size, num),
+      contexts=generate.sample_contexts(
+          getattr(exp.model, "context_dim", 0), config.sample.context,
+          exp.source, num))
   key = jax.random.key(sc.seed)
-
-  def sample(ts):
-    out = []
-    for i in range(-(-num // batch)):
-      labels = generate.class_labels(num_classes, config.sample.labels,
-                                     i * batch, batch)
-      out.append(np.asarray(sampler(ema, jax.random.fold_in(key, i),
-                                    jnp.asarray(ts, jnp.float32), labels)))
-    return np.concatenate(out)[:num]
-
+  sample = lambda ts: gen(ema, num, key, jnp.asarray(ts, jnp.float32))
+  p = exp.process
   grid = np.asarray(schedules.karras_sigmas(
-      sc.steps, diffusion.sigma_min, diffusion.sigma_max, diffusion.rho))[::-1]
+      sc.steps, p.sigma_min, p.sigma_max, p.rho))[::-1]
   result = search_two_step(lambda t: sample([t]), metric, grid,
                            one_step=lambda: sample([]))
+  _write(result, metric_name, num, meta["step"],
+         os.path.join(workdir, "search", f"two_step_{meta['step']}"))
+  return result
+
+
+def _write(result, metric_name, num, step, prefix):
+  """prefix.md (the table) and prefix.json, logged."""
   table = result.table(metric_name)
-  prefix = os.path.join(workdir, "search", f"two_step_{meta['step']}")
   os.makedirs(os.path.dirname(prefix), exist_ok=True)
   with open(prefix + ".md", "w") as f:
-    f.write(f"2-step τ search, step {meta['step']}, {num} samples, "
+    f.write(f"2-step τ search, step {step}, {num} samples, "
             f"{metric_name}; best τ = {result.best_t:.4g}\n\n{table}\n")
   with open(prefix + ".json", "w") as f:
-    json.dump({"step": meta["step"], "metric": metric_name, "num": num,
+    json.dump({"step": step, "metric": metric_name, "num": num,
                "best_t": result.best_t, "best_index": result.best_index,
                "one_step": result.one_step,
                "rows": [{"index": i, "t": t, "value": v}
@@ -190,4 +174,3 @@ def search(config, workdir, mesh=None):
   logging.info("2-step τ search (%s, %d samples):\n%s\nBest τ = %.4g; use "
                "--config.sample.ts=%.4g. Wrote %s.md and .json.", metric_name,
                num, table, result.best_t, result.best_t, prefix)
-  return result

@@ -1,0 +1,209 @@
+"""The structure's promises: modes know no methods, a new method is one
+objective, samples do not depend on the batch size, named choices fail in
+one line, and unsupported edits are refused in one line."""
+
+import ast
+import dataclasses
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cm_jax import generate, losses, nn, registry, sharding
+from cm_jax.modes import edit as edit_mode
+from cm_jax.modes import sample as sample_mode
+from cm_jax.modes import search as search_mode
+from cm_jax.modes import train as train_mode
+from cm_jax.train import objectives
+from cm_jax.train.objectives import Needs
+from configs import lcd_digits, toy2d
+
+CM_JAX = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "cm_jax")
+
+
+def tiny_toy_config(num_steps=4):
+  c = toy2d.get_config()
+  c.data.num_examples = 256
+  c.model.hidden = 32
+  c.model.depth = 2
+  c.curriculum.s0, c.curriculum.s1 = 2, 16
+  c.train.num_steps = num_steps
+  c.train.batch_size = 16
+  c.train.log_every = 2
+  c.train.checkpoint_every = num_steps
+  c.train.sample_every = 0
+  c.train.tensorboard = False
+  return c
+
+
+def _string_literals(path):
+  return {node.value for node in ast.walk(ast.parse(open(path).read()))
+          if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def test_the_loop_and_modes_name_no_method():
+  """Method names live in the objectives' registry only."""
+  files = glob.glob(os.path.join(CM_JAX, "modes", "*.py")) + [
+      os.path.join(CM_JAX, "experiment.py"),
+      os.path.join(CM_JAX, "teacher.py"), os.path.join(CM_JAX, "generate.py")]
+  for path in files:
+    named = _string_literals(path) & set(objectives.METHODS)
+    assert not named, f"{path} names methods {named}"
+
+
+def test_registry_error_lists_the_valid_names():
+  with pytest.raises(ValueError) as e:
+    registry.lookup({"a": 1, "b": 2}, "c", "loss.metric")
+  message = str(e.value)
+  assert "\n" not in message
+  assert "'c'" in message and "a, b" in message
+  assert "--config.loss.metric" in message
+
+
+@dataclasses.dataclass(frozen=True)
+class _MeanMatching:
+  """A made-up method for this test: f_θ(x_T, T) regressed onto x0 (a
+  one-step denoiser at T), declared like any other objective."""
+
+  needs = Needs()
+  process: object
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    del example_shape
+    from cm_jax import processes  # pylint: disable=g-import-not-at-top
+    return cls(process=processes.make_process(config))
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    t = jnp.full(x0.shape[:1], self.process.t_max)
+    x_t = self.process.noise(x0, jax.random.normal(key, x0.shape), t)
+    return (losses.l2(self.process.consistency_fn(online)(x_t, t), x0),
+            {"target_mu": jnp.float32(0.0)})
+
+
+def test_a_new_method_is_one_objective(monkeypatch, tmp_path):
+  """Registered in METHODS and nowhere else, it trains, checkpoints,
+  resumes and samples through the unchanged loop and modes."""
+  monkeypatch.setitem(objectives.METHODS, "mean_matching", _MeanMatching)
+  c = tiny_toy_config(num_steps=4)
+  c.method = "mean_matching"
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  state = train_mode.train(c, str(tmp_path), mesh)
+  assert int(state.step) == 4
+  c.train.num_steps = 6
+  assert int(train_mode.train(c, str(tmp_path), mesh).step) == 6  # resumes
+  c.sample.num = 20
+  samples = np.load(sample_mode.sample(c, str(tmp_path), mesh))["samples"]
+  assert samples.shape == (20, 2) and np.isfinite(samples).all()
+
+
+@pytest.mark.parametrize("name,steps", [("onestep", 1), ("multistep", 3)])
+def test_samples_do_not_depend_on_the_batch_size(name, steps):
+  """Sample i's noise is fold_in(key, i): batches of 7 and 64 give the
+  same 64 samples (to float32 rounding of differently shaped batches)."""
+  c = tiny_toy_config()
+  model = nn.get_model(c.model)
+  params = model.init(jax.random.key(0), *nn.dummy_inputs(model, (2,)))[
+      "params"]
+  c.sample.ts = (2.0, 0.5)
+  c.sample.sampler = name
+  out = {}
+  for batch in (7, 64):
+    c.sample.batch_size = batch
+    out[batch] = generate.generate(model, params, c, (2,), 64, steps,
+                                   jax.random.key(3))
+  np.testing.assert_allclose(out[7], out[64], rtol=1e-5, atol=1e-5)
+  # Distinct noises give distinct samples (far beyond the tolerance above).
+  assert np.abs(out[7][:32] - out[7][32:]).max() > 1e-3
+
+
+def test_sampler_table_defaults_and_names():
+  c = tiny_toy_config()
+  assert generate.sampler_name(c, "consistency", 1) == "onestep"
+  assert generate.sampler_name(c, "consistency", 2) == "multistep"
+  assert generate.sampler_name(c, "diffusion", 1) == "ode"
+  c.process = "vp"
+  assert generate.sampler_name(c, "consistency", 4) == "lcm_multistep"
+  assert generate.sampler_name(c, "diffusion", 1) == "ddim"
+  c.sample.sampler = "ddim"
+  assert generate.sampler_name(c, "consistency", 1) == "ddim"
+  model = nn.get_model(c.model)
+  c.sample.sampler = "nope"
+  with pytest.raises(ValueError, match="sample.sampler.*ddim, lcm_multistep"):
+    generate.make_sampler(model, None, (4, 2), "nope", c)
+
+
+@pytest.mark.parametrize("mode", [edit_mode.edit, search_mode.search])
+def test_a_vp_lcm_is_refused_in_one_line(mode, tmp_path):
+  """CM Alg. 4 and the τ search renoise as the VE process does; a VP LCM
+  (LCM's recipe) is refused before anything is loaded, saying why."""
+  c = lcd_digits.get_config()
+  assert c.process == "vp"
+  with pytest.raises(ValueError) as e:
+    mode(c, str(tmp_path))
+  message = str(e.value)
+  assert "\n" not in message and "VE process" in message
+  assert "process=vp" in message
+
+
+def test_a_diffusion_teacher_is_refused_by_edit_and_search(tmp_path):
+  c = tiny_toy_config()
+  c.method = "edm"
+  for mode in (edit_mode.edit, search_mode.search):
+    with pytest.raises(ValueError, match="needs a consistency model"):
+      mode(c, str(tmp_path))
+
+
+def test_w_embedding_needs_a_method_that_feeds_w(tmp_path):
+  c = tiny_toy_config()
+  c.model.w_embedding = True
+  with pytest.raises(ValueError, match="w_embedding.*method=ct"):
+    train_mode.train(c, str(tmp_path))
+
+
+def _imports(path):
+  """The cm_jax modules ``path`` imports (at top level or inside functions)."""
+  found = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.ImportFrom) and node.module:
+      names = [f"{node.module}.{a.name}" for a in node.names]
+      found.update(n for n in [node.module, *names] if n.startswith("cm_jax"))
+    elif isinstance(node, ast.Import):
+      found.update(a.name for a in node.names if a.name.startswith("cm_jax"))
+  return found
+
+
+def _module(path):
+  rel = os.path.relpath(path, os.path.dirname(CM_JAX))[:-3].replace(os.sep,
+                                                                    ".")
+  return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def test_imports_only_go_down_and_form_no_circle():
+  """The floor (math, nn, data, evaluation, generate, teacher, ...) never
+  imports train/, experiment or modes/; no module reaches itself."""
+  paths = glob.glob(os.path.join(CM_JAX, "**", "*.py"), recursive=True)
+  modules = {_module(p) for p in paths}
+  # An import of an enclosing package is implied by the module's own import.
+  graph = {_module(p): {m for m in _imports(p) if m in modules
+                        and not (_module(p) + ".").startswith(m + ".")}
+           for p in paths}
+  upper = ("cm_jax.train", "cm_jax.experiment", "cm_jax.modes", "cm_jax.run")
+  for module, deps in graph.items():
+    if not module.startswith(upper):
+      assert not {d for d in deps if d.startswith(upper)}, module
+
+  def reaches(start, goal, seen):
+    for dep in graph[start] - seen:
+      seen.add(dep)
+      if dep == goal or reaches(dep, goal, seen):
+        return True
+    return False
+
+  circles = [m for m in graph if reaches(m, m, set())]
+  assert not circles, f"import circles through {sorted(circles)}"
