@@ -26,8 +26,10 @@ quickstart: $(STAMP)
 	$(PY) launch.py --config=configs/quickstart.py --workdir=runs/quickstart
 
 # Two workers (pytest-xdist), one per core: the suite is compile-bound.
+# --dist=loadscope keeps a module's (or class's) tests on one worker, so a
+# module fixture that trains a model runs once, not once per worker.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist=loadscope tests
 
 clean:
 	rm -rf $(VENV)

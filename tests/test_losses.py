@@ -30,6 +30,88 @@ class MetricTest(chex.TestCase):
     self.assertAlmostEqual(losses.ict_huber_c(32 * 32 * 3), 0.0299, places=4)
     self.assertAlmostEqual(losses.ict_huber_c(64 * 64 * 3), 0.0599, places=4)
 
+  def test_mean_reduction_is_the_per_element_formulas(self):
+    """reduction="mean": (1/d)·Σ_i (x_i − y_i)², (1/d)·Σ_i |x_i − y_i| and the
+    LCM script's Huber (1/d)·Σ_i (√((x_i − y_i)² + c²) − c); "sum" = d × the
+    first two (and iCT's vector form for the third)."""
+    x = jax.random.normal(jax.random.key(0), (3, 4, 4, 2))
+    y = jax.random.normal(jax.random.key(1), (3, 4, 4, 2))
+    r = np.asarray(x - y, np.float64).reshape(3, -1)
+    d, c = r.shape[1], 0.001
+    np.testing.assert_allclose(losses.l2(x, y, "mean"),
+                               (r ** 2).sum(1) / d, rtol=1e-5)
+    np.testing.assert_allclose(losses.l1(x, y, "mean"),
+                               np.abs(r).sum(1) / d, rtol=1e-5)
+    np.testing.assert_allclose(losses.pseudo_huber(x, y, c, "mean"),
+                               (np.sqrt(r ** 2 + c * c) - c).mean(1), rtol=1e-5)
+    np.testing.assert_allclose(losses.l2(x, y), (r ** 2).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(losses.l1(x, y), np.abs(r).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(losses.pseudo_huber(x, y, c),
+                               np.sqrt((r ** 2).sum(1) + c * c) - c, rtol=1e-5)
+
+  def test_make_metric_reads_loss_reduction(self):
+    from cm_jax.train.objectives.base import make_metric
+    from configs import base
+    x = jax.random.normal(jax.random.key(2), (3, 8))
+    y = jnp.zeros((3, 8))
+    loss = base.get_base_config().loss
+    self.assertEqual(loss.reduction, "sum")  # the CM papers' norms by default
+    for name in ("l2", "l1"):
+      loss.metric = name
+      loss.reduction = "sum"
+      total = make_metric(loss, (8,))(x, y)
+      loss.reduction = "mean"
+      np.testing.assert_allclose(make_metric(loss, (8,))(x, y), total / 8,
+                                 rtol=1e-6)
+    loss.metric, loss.huber_c = "pseudo_huber", 0.0  # c ≤ 0: the default c
+    self.assertEqual(make_metric(loss, (8,)).keywords["c"], 0.001)  # LCM's
+    loss.reduction = "sum"
+    self.assertAlmostEqual(make_metric(loss, (8,)).keywords["c"],
+                           losses.ict_huber_c(8))  # iCT's 0.00054·√d
+    loss.reduction = "avg"
+    with self.assertRaisesRegex(ValueError, "loss.reduction.*mean"):
+      make_metric(loss, (8,))
+    loss.metric, loss.reduction = "lpips", "mean"
+    with self.assertRaisesRegex(ValueError, "reduction=sum"):
+      make_metric(loss, (32, 32, 3))
+
+  def test_mean_reduction_makes_the_clip_independent_of_dimension(self):
+    """The same per-element residuals on d and 16·d elements: with "mean" the
+    batch loss, its gradient w.r.t. a scalar θ and what a global-norm clip at
+    1.0 does to that gradient are the same; with "sum" the gradient is 16×
+    larger, and the clip cuts it 16× harder."""
+    import optax
+    a = jax.random.normal(jax.random.key(3), (8, 4, 4, 3))  # d = 48
+    b = a + 0.3 * jax.random.normal(jax.random.key(4), a.shape)
+    tile = lambda u: jnp.tile(u, (1, 4, 4, 1))  # 16·d = 768, same residuals
+    clip = optax.clip_by_global_norm(1.0)
+
+    def loss_grad_clipped(metric, a, b, theta=1.1):
+      loss = lambda theta: jnp.mean(metric(theta * a, b))  # the step's mean
+      value, grad = jax.value_and_grad(loss)(theta)
+      clipped, _ = clip.update(grad, clip.init(grad))
+      return float(value), float(grad), float(clipped)
+
+    mean = functools.partial(losses.l2, reduction="mean")
+    small = loss_grad_clipped(mean, a, b)
+    large = loss_grad_clipped(mean, tile(a), tile(b))
+    np.testing.assert_allclose(large, small, rtol=1e-5)
+    # The per-element formula: ∂/∂θ mean_{B,i} (θa − b)² = 2·mean(a·(θa − b)).
+    np.testing.assert_allclose(small[1], 2 * np.mean(a * (1.1 * a - b)),
+                               rtol=1e-5)
+    self.assertLess(abs(small[1]), 1.0)  # the clip leaves it alone at both d
+    self.assertEqual(small[2], small[1])
+    small = loss_grad_clipped(losses.l2, a, b)
+    large = loss_grad_clipped(losses.l2, tile(a), tile(b))
+    np.testing.assert_allclose(large[:2], np.multiply(small[:2], 16),
+                               rtol=1e-5)
+    self.assertGreater(abs(small[1]), 1.0)  # ‖·‖²: clipped at both sizes,
+    np.testing.assert_allclose(abs(small[2]), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(abs(large[2]), 1.0, rtol=1e-5)
+    # i.e. by a factor that shrinks as 1/d: the same clip cuts 16× harder.
+    np.testing.assert_allclose(small[2] / small[1], 16 * large[2] / large[1],
+                               rtol=1e-5)
+
 
 class ConsistencyDistillationTest(chex.TestCase):
 

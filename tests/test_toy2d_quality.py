@@ -1,13 +1,15 @@
 """iCT on the 2-D Gaussian mixture (configs/toy2d.py), trained for real.
 
 Measures: the fraction of samples within 3 std (0.15) of a mode, and how
-many samples land at each of the 8 modes. About a minute on 2 CPU cores.
+many samples land at each of the 8 modes. Slow: about two minutes on 2 CPU
+cores (`-m slow`).
 """
 
 import os
 import tempfile
 
 import numpy as np
+import pytest
 
 from cm_jax import experiment
 from cm_jax.modes import evaluate as eval_mode
@@ -23,6 +25,7 @@ def mode_stats(samples, modes, radius):
   return near.mean(), counts
 
 
+@pytest.mark.slow  # the full 8,000-step recipe: about 2 minutes on 2 cores
 def test_ict_toy2d_finds_every_mode():
   config = toy2d.get_config()
   config.train.sample_every = 0

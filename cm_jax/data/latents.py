@@ -32,7 +32,7 @@ import numpy as np
 from absl import logging
 
 from cm_jax import cache, checkpoint, sharding
-from cm_jax.data.base import Batch
+from cm_jax.data.base import ArraySource, check_context
 from cm_jax.nn.autoencoder import Autoencoder
 
 ENCODE_BATCH = 256  # images per jitted encoder or decoder call
@@ -96,14 +96,11 @@ def load_autoencoder(workdir, mesh=None):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class LatentSource:
+class LatentSource(ArraySource):
   """Scaled latents in memory; a `Source` whose examples decode to images.
 
-  Attributes:
+  Attributes (beside ArraySource's x, y, num_classes, context):
     x: latents s·E(x) float32 [N, h, w, c], unit variance.
-    y: integer labels [N] of the images, or None.
-    num_classes: label values; 0 when unlabelled.
-    context: the images' conditioning vectors float32 [N, D], or None.
     scale: s, the factor the latents were multiplied by.
     autoencoder: the `Autoencoder` that made them (and decodes samples).
     image_shape: the images' shape (H, W, C).
@@ -112,39 +109,18 @@ class LatentSource:
     path: the cache file.
   """
 
-  x: np.ndarray
-  y: np.ndarray | None
-  num_classes: int
   scale: float
   autoencoder: Any
   image_shape: tuple[int, ...]
   image_data: dict
   path: str
-  context: np.ndarray | None = None
 
-  @property
-  def num_examples(self) -> int:
-    return len(self.x)
-
-  @property
-  def example_shape(self) -> tuple[int, ...]:
-    return tuple(self.x.shape[1:])
+  def __post_init__(self):  # float latents, not uint8 images
+    check_context(self.context, len(self.x), "context")
 
   @property
   def is_image(self) -> bool:
     return True  # samples decode to images (grids, uint8 files, FID)
-
-  @property
-  def context_dim(self) -> int:
-    return 0 if self.context is None else self.context.shape[1]
-
-  def get(self, indices: np.ndarray) -> Batch:
-    batch = {"x": self.x[indices]}
-    if self.y is not None:
-      batch["y"] = self.y[indices].astype(np.int32)
-    if self.context is not None:
-      batch["context"] = self.context[indices].astype(np.float32)
-    return batch
 
   def encode(self, images) -> np.ndarray:
     """Images [B, H, W, C] in [−1, 1] → scaled latents s·E(x)."""

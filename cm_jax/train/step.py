@@ -86,7 +86,7 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
   teacher = None
   if teacher_model is not None:
     teacher = _teacher(teacher_model, teacher_params, batch,
-                       getattr(objective, "guided", False))
+                       objective.needs.guided_teacher)
 
   def loss_fn(params):
     online = network(model, params, labels, dropout_key, context=context)

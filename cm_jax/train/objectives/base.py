@@ -93,15 +93,24 @@ TARGET_EMAS = {
 
 
 def make_metric(loss_config, example_shape):
-  """d(·,·) by name; pseudo-Huber's c defaults to iCT's 0.00054·√d."""
-  name = loss_config.metric
+  """d(·,·) by name, summed or averaged over an example's elements
+  (``loss.reduction``); pseudo-Huber's c defaults to iCT's 0.00054·√d
+  (sum) or the official LCM script's 0.001 per element (mean)."""
+  name, reduction = loss_config.metric, loss_config.reduction
+  registry.lookup(losses.REDUCTIONS, reduction, "loss.reduction")
   if name == "lpips":  # CM: VGG16 LPIPS on 224×224
+    if reduction != "sum":
+      raise ValueError("loss.metric=lpips is already a per-image average; "
+                       "set --config.loss.reduction=sum.")
     return lpips.load_lpips(loss_config.lpips_weights)
-  metric = registry.lookup(losses.METRICS, name, "loss.metric")
+  metric = functools.partial(
+      registry.lookup(losses.METRICS, name, "loss.metric"),
+      reduction=reduction)
   if name == "pseudo_huber":
     c = loss_config.huber_c
     if c is None or c <= 0:
-      c = losses.ict_huber_c(int(np.prod(example_shape)))
+      c = (losses.LCM_HUBER_C if reduction == "mean"
+           else losses.ict_huber_c(int(np.prod(example_shape))))
     metric = functools.partial(metric, c=c)
   return metric
 

@@ -32,8 +32,15 @@ def lcm_parts(config, example_shape):
   if config.curriculum.num_scales <= lcm.skip:
     raise ValueError(f"lcm.skip={lcm.skip} needs curriculum.num_scales > "
                      f"{lcm.skip}, got {config.curriculum.num_scales}.")
+  registry.lookup(losses.SKIP_STARTS, lcm.starts, "lcm.starts")
+  if lcm.starts == "ddim" and config.curriculum.num_scales % lcm.skip:
+    raise ValueError("lcm.starts=ddim draws from the N/k-point DDIM grid: "
+                     "curriculum.num_scales must be a multiple of lcm.skip "
+                     f"(LCM: 1000 = 50·20), got {config.curriculum.num_scales}"
+                     f" and {lcm.skip}.")
   check_uniform_index(config, "LCM (Alg. 1, 4)")
-  return dict(skip=int(lcm.skip), w_min=float(lcm.w_min),
+  return dict(skip=int(lcm.skip), starts=str(lcm.starts),
+              w_min=float(lcm.w_min),
               w_max=float(lcm.w_max),
               w_condition=bool(config.model.w_embedding),
               **consistency_parts(config, example_shape))
@@ -45,8 +52,9 @@ class LatentConsistencyDistillation(ConsistencyLoss):
 
   w ~ U[w_min, w_max] per example; the teacher step is Ψ (DDIM) with
   D̃ = (1 + w)·D(·, c) − w·D(·, ∅) from t_{n+k} to t_n (skipping-step
-  k = ``skip``); f_θ and f_θ⁻ see w as an input when ``w_condition``. The
-  train step hands the teacher as the pair (φ(·, c), φ(·, ∅)).
+  k = ``skip``), the pairs drawn as ``starts`` (``losses.SKIP_STARTS``);
+  f_θ and f_θ⁻ see w as an input when ``w_condition``. The train step hands
+  the teacher as the pair (φ(·, c), φ(·, ∅)).
   """
 
   needs = Needs(teacher=("edm",), teacher_what="a trained EDM teacher",
@@ -54,6 +62,7 @@ class LatentConsistencyDistillation(ConsistencyLoss):
                 init_from_teacher="option", student_may_add=("w_embedding",),
                 same_process_as_teacher=True, guidance_input=True)
   skip: int = 1
+  starts: str = "all"
   solver: str = "ddim"
   w_min: float = 0.0
   w_max: float = 0.0
@@ -85,7 +94,7 @@ class LatentConsistencyDistillation(ConsistencyLoss):
                                 d.denoiser(teacher_uncond), w),
         x0, loss_key, ts=self.sigmas(num_scales), skip=self.skip, process=d,
         solver=self.solver, metric=self.metric, weighting=self.weighting,
-        num_scales=num_scales)
+        num_scales=num_scales, starts=self.starts)
     return loss, self.schedule_metrics(num_scales)
 
 
@@ -114,5 +123,6 @@ class LatentConsistencyFinetuning(LatentConsistencyDistillation):
         d.consistency_fn(self._with_w(online, w)),
         d.consistency_fn(self._with_w(target, w)), x0, loss_key,
         ts=self.sigmas(num_scales), skip=self.skip, process=d,
-        metric=self.metric, weighting=self.weighting, num_scales=num_scales)
+        metric=self.metric, weighting=self.weighting, num_scales=num_scales,
+        starts=self.starts)
     return loss, self.schedule_metrics(num_scales)
