@@ -145,10 +145,13 @@ class Experiment:
   # ---------------------------------------------------- samples and FID ----
 
   def reference_points(self, num=2000):
-    """Data drawn under 2-D sample scatters (None for images)."""
+    """Data drawn under 2-D sample scatters, in data units as the samples
+    (a standardised 2-D source decodes them; None for images)."""
     if self.source.is_image:
       return None
-    return self.source.get(np.arange(min(num, self.source.num_examples)))["x"]
+    x = self.source.get(np.arange(min(num, self.source.num_examples)))["x"]
+    decode = getattr(self.source, "decode", None)
+    return x if decode is None else decode(x)
 
   @functools.cached_property
   def extractor(self):
@@ -160,10 +163,13 @@ class Experiment:
 
   @functools.cached_property
   def reference(self):
-    # Latent sources compare decoded samples with the images they encoded.
-    return evaluate_lib.reference_stats(
-        self.config, self.extractor,
-        data=getattr(self.source, "image_data", None))
+    # Decoded samples are compared with data in data space: a latent
+    # source's images; a standardised 2-D source's unscaled points.
+    data = getattr(self.source, "image_data", None)
+    scaled_points = not self.source.is_image and hasattr(self.source, "decode")
+    if data is None and scaled_points:
+      data = {**self.config.data.to_dict(), "standardize": False}
+    return evaluate_lib.reference_stats(self.config, self.extractor, data=data)
 
   def generate(self, params, num, steps, key, progress=False):
     """``num`` samples in data space (images in [−1, 1] or 2-D points), by

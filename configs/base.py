@@ -229,7 +229,9 @@ def get_base_config():
   c.edit.seed = 2  # Key of --mode=edit (noise, random strokes).
 
   c.search = ml_collections.ConfigDict()  # --mode=search: 2-step τ
-  c.search.metric = "auto"  # fid | frechet (raw pixels/points) | auto.
+  # fid | frechet (raw pixels/points) | modes (2-D gmm: samples off every
+  # mode) | auto (fid for images, else frechet).
+  c.search.metric = "auto"
   c.search.num = 1000  # Samples (and data examples) per evaluated τ.
   c.search.steps = 40  # τ candidates: this EDM grid (the CM code's 40).
   c.search.seed = 3  # Key of the search (one noise for every τ).

@@ -48,9 +48,19 @@ def set_context_conditional_toy(c, dim=8, noise=0.1):
   c.model.context_dim = dim
 
 
+def set_teacher_mlp(c):
+  """The MLP of the unconditional teacher and of its CD student
+  (configs/cd_toy2d.py, which starts from the teacher's weights): 512 wide,
+  4 hidden layers. CD's one-step student needs the width: on seed 0 its
+  fraction of samples near a mode after the recipe's 8,000 steps was 0.764
+  at 128 × 3 (the iCT toy's MLP), 0.838 at 256 × 4 and 0.872 at 512 × 4."""
+  c.model.hidden = 512
+  c.model.depth = 4
+
+
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
-  c = toy2d.get_config()  # same data and MLP
+  c = toy2d.get_config()  # same data; the MLP below (:cond, :context: the same)
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5: ln σ ~ N(−1.2, 1.2²)
   c.loss.p_std = 1.2
@@ -60,6 +70,8 @@ def get_config(arg=None):
   c.train.checkpoint_every = 2000
   c.train.sample_every = 2000
   c.sample.ode_steps = 18  # EDM Heun: 35 NFE
+  if arg is None:
+    set_teacher_mlp(c)
   if arg in ("cond", "context"):
     (set_class_conditional_toy if arg == "cond" else
      set_context_conditional_toy)(c)

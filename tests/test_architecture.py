@@ -19,25 +19,11 @@ from cm_jax.modes import search as search_mode
 from cm_jax.modes import train as train_mode
 from cm_jax.train import objectives
 from cm_jax.train.objectives import Needs
-from configs import lcd_digits, toy2d
+from configs import lcd_digits
+from tests.test_train import tiny_toy_config
 
 CM_JAX = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "cm_jax")
-
-
-def tiny_toy_config(num_steps=4):
-  c = toy2d.get_config()
-  c.data.num_examples = 256
-  c.model.hidden = 32
-  c.model.depth = 2
-  c.curriculum.s0, c.curriculum.s1 = 2, 16
-  c.train.num_steps = num_steps
-  c.train.batch_size = 16
-  c.train.log_every = 2
-  c.train.checkpoint_every = num_steps
-  c.train.sample_every = 0
-  c.train.tensorboard = False
-  return c
 
 
 def _string_literals(path):

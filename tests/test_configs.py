@@ -90,6 +90,15 @@ def test_cd_cifar10_is_the_paper_recipe():
     assert c.model[field] == teacher.model[field]
 
 
+def test_cd_toy2d_student_has_its_teachers_network():
+  c, teacher = cd_toy2d.get_config(), edm_toy2d.get_config()
+  assert c.teacher.init_student and c.model.to_dict() == teacher.model.to_dict()
+  assert (c.model.hidden, c.model.depth) == (512, 4)
+  assert c.data.to_dict() == teacher.data.to_dict()
+  # :cond and :context keep the iCT toy's MLP (configs/lcd_toy2d.py's).
+  assert edm_toy2d.get_config("cond").model.hidden == toy2d.get_config().model.hidden
+
+
 @pytest.mark.parametrize("module,arg", [(ict_cifar10, "smoke"),
                                         (ct_cifar10, "smoke"),
                                         (edm_cifar10, "smoke"),

@@ -168,26 +168,31 @@ def test_skip_1_is_the_plain_cd_and_ct_pair():
       losses.consistency_training_loss(online, target, x0, key, sigmas=sigmas))
 
 
-@pytest.mark.parametrize("skip", [1, 20])
-def test_skip_k_pairs_are_k_grid_points_apart(skip):
-  """λ(t_n, t_{n+k}) sees the pair; on the every-step VP grid t_{n+k} − t_n = k,
-  and every n ∈ {0, …, N − 1 − k} is drawn."""
-  seen = []
-  weighting = lambda t, t_next: jnp.stack([t, t_next - t], -1)
+def _lcd_and_lcf_pairs(key, ts, num_scales, **kw):
+  """The (t_n, t_{n+k}) each of LCD's and LCF's losses draws for 4,096
+  examples, read through a weighting that returns the pair."""
+  weighting = lambda t, t_next: jnp.stack([t, t_next], -1)
   metric = lambda x, y: jnp.ones((x.shape[0], 1))
   f = VP.consistency_fn(lambda z, c: z)
   x0 = jnp.zeros((4096, 2))
-  for fn in (functools.partial(losses.latent_consistency_distillation_loss,
-                               teacher=vp_gaussian_denoiser(0.0, 1.0)),
-             losses.latent_consistency_finetuning_loss):
-    out = fn(online=f, target=f, x0=x0, key=jax.random.key(10),
-             ts=VP.grid(100, size=100), skip=skip, process=VP,
-             metric=metric, weighting=weighting, num_scales=100)
-    seen.append(np.asarray(out))  # λ·d = (t_n, t_{n+k} − t_n) per example
-  for pairs in seen:
-    lo = np.asarray(VP.grid(100))
+  return [np.asarray(fn(online=f, target=f, x0=x0, key=key, ts=ts,
+                        process=VP, metric=metric, weighting=weighting,
+                        num_scales=num_scales, **kw))
+          for fn in (functools.partial(
+              losses.latent_consistency_distillation_loss,
+              teacher=vp_gaussian_denoiser(0.0, 1.0)),
+                     losses.latent_consistency_finetuning_loss)]
+
+
+@pytest.mark.parametrize("skip", [1, 20])
+def test_skip_k_pairs_are_k_grid_points_apart(skip):
+  """On the every-step VP grid t_{n+k} − t_n = k, and every
+  n ∈ {0, …, N − 1 − k} is drawn."""
+  lo = np.asarray(VP.grid(100))
+  for pairs in _lcd_and_lcf_pairs(jax.random.key(10), VP.grid(100, size=100),
+                                  100, skip=skip):
     starts = np.searchsorted(lo, pairs[:, 0])
-    np.testing.assert_allclose(pairs[:, 1], lo[starts + skip] - lo[starts])
+    np.testing.assert_allclose(pairs[:, 1], lo[starts + skip])
     assert starts.min() == 0 and starts.max() == 100 - 1 - skip
 
 
@@ -197,16 +202,8 @@ def test_ddim_starts_are_the_official_scripts_50_point_grid():
   end from its "prev" list, t_0 and then the previous grid point."""
   ddim = np.arange(1, 51) * (1000 // 50) - 1
   prev = np.concatenate([[0], ddim[:-1]])
-  weighting = lambda t, t_next: jnp.stack([t, t_next], -1)
-  metric = lambda x, y: jnp.ones((x.shape[0], 1))
-  f = VP.consistency_fn(lambda z, c: z)
-  x0 = jnp.zeros((4096, 2))
-  for fn in (functools.partial(losses.latent_consistency_distillation_loss,
-                               teacher=vp_gaussian_denoiser(0.0, 1.0)),
-             losses.latent_consistency_finetuning_loss):
-    pairs = np.asarray(fn(online=f, target=f, x0=x0, key=jax.random.key(21),
-                          ts=VP.grid(1000), skip=20, process=VP, metric=metric,
-                          weighting=weighting, num_scales=1000, starts="ddim"))
+  for pairs in _lcd_and_lcf_pairs(jax.random.key(21), VP.grid(1000), 1000,
+                                  skip=20, starts="ddim"):
     assert set(map(tuple, pairs)) == set(zip(prev, ddim))  # all 50, only them
   c = lcd_toy2d.get_config()
   c.lcm.starts = "ddim"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import cm_jax
+from cm_jax import cache
 from cm_jax.nn import lpips
 from cm_jax.nn import lpips_weights
 
@@ -184,7 +185,7 @@ def shipped(tmp_path_factory):
 
 def test_shipped_weights_are_vgg16_and_five_heads(shipped, monkeypatch):
   path, params = shipped
-  assert lpips_weights._sha256(SHIPPED) == lpips_weights.WHEEL_FILE_SHA256
+  assert cache.file_hash(SHIPPED) == lpips_weights.WHEEL_FILE_SHA256
   convs = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256),
            (256, 256), (256, 512), (512, 512), (512, 512), (512, 512),
            (512, 512), (512, 512)]

@@ -18,13 +18,6 @@ from cm_jax.modes import train as train_mode
 from configs import toy2d
 
 
-def mode_stats(samples, modes, radius):
-  dist = np.linalg.norm(samples[:, None] - modes[None], axis=-1)
-  near = dist.min(axis=1) < radius
-  counts = np.bincount(dist.argmin(axis=1)[near], minlength=len(modes))
-  return near.mean(), counts
-
-
 @pytest.mark.slow  # the full 8,000-step recipe: about 2 minutes on 2 cores
 def test_ict_toy2d_finds_every_mode():
   config = toy2d.get_config()
@@ -33,12 +26,11 @@ def test_ict_toy2d_finds_every_mode():
   with tempfile.TemporaryDirectory() as workdir:
     train_mode.train(config, workdir)
     exp = experiment.Experiment(config, workdir)
-    modes = exp.source.modes
     results = {}
     for steps in (1, 2):
       config.sample.steps = steps
       samples = np.load(sample_mode.sample(config, workdir))["samples"]
-      results[steps] = mode_stats(samples, modes, 3 * config.data.std)
+      results[steps] = exp.source.near_mode(samples)
   print("toy2d gmm: fraction near a mode, samples per mode:", results)
   for steps, (near, counts) in results.items():
     assert near > 0.6, (steps, near)

