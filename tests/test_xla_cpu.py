@@ -65,6 +65,9 @@ def test_unmeasured_jaxlib_gets_no_flag(monkeypatch, version):
   assert env["XLA_FLAGS"] == "--a=1"
 
 
+# Slow (two processes compiling an NCSN++ gradient, a minute on 2 cores); the
+# flag is only set for the jaxlib versions it was measured on (test above).
+@pytest.mark.slow
 def test_train_step_gradient_same_with_and_without_the_flag(tmp_path):
   procs = {}
   for name, opt_out in (("ynn", "1"), ("eigen", "0")):  # side by side
