@@ -238,3 +238,67 @@ def test_resample_matches_the_depthwise_conv(filt):
       assert y.shape == y_conv.shape
       np.testing.assert_allclose(y, y_conv, atol=1e-6)
       np.testing.assert_allclose(grad, grad_conv, atol=1e-5)
+
+
+def _conv_downsample_2d_reference(x, kernel, bias, filt):
+  """The official NCSN++ aux downsample written out again in float64 loops:
+  pad by p = len(filt) (split ⌈p/2⌉, ⌊p/2⌋), correlate with the normalised
+  filt ⊗ filt at stride 1, a 3×3 VALID conv at stride 2, then the bias."""
+  x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+  f = np.outer(filt, filt) / np.sum(filt) ** 2
+  p = len(filt)
+  xp = np.pad(x, [(0, 0), ((p + 1) // 2, p // 2), ((p + 1) // 2, p // 2),
+                  (0, 0)])
+  k = len(filt)
+  blur = np.zeros((x.shape[0], xp.shape[1] - k + 1, xp.shape[2] - k + 1,
+                   x.shape[3]))
+  for i in range(blur.shape[1]):
+    for j in range(blur.shape[2]):
+      blur[:, i, j] = np.einsum("nabc,ab->nc", xp[:, i:i + k, j:j + k], f)
+  out = np.zeros((x.shape[0], (blur.shape[1] - 3) // 2 + 1,
+                  (blur.shape[2] - 3) // 2 + 1, kernel.shape[3]))
+  for i in range(out.shape[1]):
+    for j in range(out.shape[2]):
+      window = blur[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+      out[:, i, j] = np.einsum("nabc,abcd->nd", window, kernel)
+  return out + np.asarray(bias, np.float64)
+
+
+@pytest.mark.parametrize("filt", [(1, 3, 3, 1), (1, 1)])
+def test_aux_downsample_is_the_official_conv_downsample_2d(filt):
+  """NCSN++'s progressive-input path (`enc*_aux`) against the official
+  computation written out independently, border rows and columns included;
+  and the interior still equals the old conv-then-FIR-down, whose borders
+  differed (the conv padded with zeros before the blur)."""
+  from cm_jax.nn import unet  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  module = unet.DownsampleConv(4, filt)
+  params = module.init(jax.random.key(1), x)["params"]
+  params["bias"] = jnp.arange(4.0) / 10  # a bias that shows where it goes
+  y = module.apply({"params": params}, x)
+  want = _conv_downsample_2d_reference(x, params["kernel"], params["bias"],
+                                       filt)
+  assert y.shape == want.shape == (2, 4, 4, 4)
+  np.testing.assert_allclose(y, want, atol=2e-6)
+  old = unet.resample(jax.lax.conv_general_dilated(
+      x, params["kernel"], (1, 1), "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["bias"], filt,
+                      "down")
+  if len(filt) == 2:  # the box filter never reaches the padding: identical
+    np.testing.assert_allclose(y, old, atol=2e-6)
+  else:
+    np.testing.assert_allclose(y[:, 1:-1, 1:-1], old[:, 1:-1, 1:-1],
+                               atol=2e-6)
+    assert np.abs(y - old).max() > 1e-3
+
+
+def test_aux_downsample_keeps_the_checkpoint_layout():
+  """The residual-input UNet's `enc*_aux` parameters are an nn.Conv's
+  (kernel [3, 3, C_in, C_out], bias), initialised with the same draws."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from cm_jax.nn import unet  # pylint: disable=g-import-not-at-top
+  x = jnp.ones((1, 8, 8, 3))
+  new = unet.DownsampleConv(6).init(jax.random.key(2), x)["params"]
+  conv = nn.Conv(6, (3, 3), kernel_init=unet.XAVIER).init(
+      jax.random.key(2), x)["params"]
+  chex.assert_trees_all_equal(new, conv)

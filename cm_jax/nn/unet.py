@@ -6,7 +6,8 @@ score_sde's NCSN++ (`models/ncsnpp.py`), with the CM CIFAR-10 choices:
   `ResnetBlockBigGAN`, EDM `UNetBlock(up/down=True)`), not via separate convs;
   `resample_filter` (1, 3, 3, 1) is NCSN++'s FIR kernel, (1, 1) DDPM++'s box.
 - `residual_input`: NCSN++'s progressive "residual" input pyramid (EDM
-  `encoder_type="residual"`); off for DDPM++.
+  `encoder_type="residual"`), its downsample computed as the official JAX
+  NCSN++'s `conv_downsample_2d` (`DownsampleConv`); off for DDPM++.
 - Residual sums scaled by 1/√2 (`skip_rescale`), GroupNorm with
   min(32, C/4) groups and eps 1e-6, SiLU, one attention head.
 - The last conv of each block and the output conv are initialised near zero
@@ -55,11 +56,18 @@ def resample(x, filt, direction):
 
 def _fir_down(x, f, axis):
   """y[i] = Σ_k f[k]·x[2i + k − p] along ``axis`` (zero padding p)."""
-  size, pad = len(f), (len(f) - 1) // 2
-  n_out = (x.shape[axis] + 2 * pad - size) // 2 + 1
-  xp = _pad(x, axis, pad, pad)
+  pad = (len(f) - 1) // 2
+  return _fir(x, f, axis, pad, pad, stride=2)
+
+
+def _fir(x, f, axis, pad_lo, pad_hi, stride=1):
+  """y[i] = Σ_k f[k]·xp[stride·i + k], xp = x zero-padded by (pad_lo,
+  pad_hi) along ``axis``: the FIR correlation, as sums of strided slices."""
+  size = len(f)
+  n_out = (x.shape[axis] + pad_lo + pad_hi - size) // stride + 1
+  xp = _pad(x, axis, pad_lo, pad_hi)
   return sum(float(f[k]) * jax.lax.slice_in_dim(
-      xp, k, k + 2 * (n_out - 1) + 1, stride=2, axis=axis)
+      xp, k, k + stride * (n_out - 1) + 1, stride=stride, axis=axis)
              for k in range(size))
 
 
@@ -110,6 +118,40 @@ def _resample_conv(x, filt, direction):
     return conv(kernel * 4, window_strides=(1, 1), padding=[(edge, edge)] * 2,
                 lhs_dilation=(2, 2))
   return x
+
+
+class DownsampleConv(nn.Module):
+  """NCSN++'s progressive-input downsampling: the official JAX NCSN++'s
+  `layerspp.Downsample(with_conv=True, fir=True)`, i.e. StyleGAN2's
+  `conv_downsample_2d` (openai/consistency_models_cifar10
+  `jcm/models/up_or_down_sampling.py`), then the bias.
+
+  x is zero-padded by p = (len(filt) − 2) + 2 split as (⌈p/2⌉, ⌊p/2⌋) (2 on
+  each side for NCSN++'s (1, 3, 3, 1)), blurred at stride 1 with the
+  normalised filt ⊗ filt, and convolved (3×3, stride 2, VALID); the bias is
+  added after. Its parameters are those of the `nn.Conv` it replaced
+  (``kernel`` [3, 3, C_in, C_out], ``bias``), so checkpoints keep their
+  layout. Interior pixels equal conv-then-FIR-down; the first and last rows
+  and columns do not (the conv no longer pads with zeros before the blur).
+  """
+
+  features: int
+  resample_filter: Any = (1, 3, 3, 1)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", XAVIER, (3, 3, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    f = np.asarray(self.resample_filter, np.float64)
+    f = f / f.sum()
+    p = len(f) - 2 + 2  # (FIR size − factor) + (conv size − 1)
+    x = _fir(_fir(x, f, 1, (p + 1) // 2, p // 2), f, 2, (p + 1) // 2, p // 2)
+    x = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(2, 2), padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return x + bias
 
 
 def group_norm(x, dtype, name, silu=False):
@@ -220,10 +262,11 @@ class UNet(nn.Module):
         h = nn.Conv(self.ch, (3, 3), kernel_init=XAVIER, dtype=self.dtype, name="in_conv")(h)
       else:
         h = self._block(h.shape[-1], f"enc{res}_down", resample="down")(h, emb, train)
-        if self.residual_input:  # EDM encoder_type="residual": aux ← (h + down(conv(aux)))/√2
-          aux = nn.Conv(h.shape[-1], (3, 3), kernel_init=XAVIER, dtype=self.dtype,
-                        name=f"enc{res}_aux")(aux)
-          h = aux = (h + resample(aux, self.resample_filter, "down")) * SQRT_HALF
+        if self.residual_input:  # NCSN++ progressive_input="residual":
+          # aux ← (h + conv_downsample_2d(aux))/√2
+          aux = DownsampleConv(h.shape[-1], self.resample_filter,
+                               dtype=self.dtype, name=f"enc{res}_aux")(aux)
+          h = aux = (h + aux) * SQRT_HALF
       skips.append(h)
       for i in range(self.num_res_blocks):
         h = self._block(self.ch * mult, f"enc{res}_block{i}",
