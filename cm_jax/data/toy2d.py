@@ -69,16 +69,19 @@ class GaussianMixtureSource(Toy2dSource):
   def classify(self, points: np.ndarray) -> np.ndarray:
     """The Bayes classifier of the equal-weight isotropic mixture: the index
     of the nearest mode (class-conditional runs use mode = class)."""
-    dist = np.linalg.norm(points[:, None] - self.modes[None], axis=-1)
-    return dist.argmin(axis=1)
+    return self._distances(points).argmin(axis=1)
 
   def near_mode(self, points: np.ndarray, within: float = 3.0):
     """The precision of 2-D samples in data units: (the fraction within
     ``within`` std of their nearest mode, those samples' counts per mode)."""
-    dist = np.linalg.norm(points[:, None] - self.modes[None], axis=-1)
+    dist = self._distances(points)
     near = dist.min(axis=1) < within * self.std
     counts = np.bincount(dist.argmin(axis=1)[near], minlength=len(self.modes))
     return float(near.mean()), counts
+
+  def _distances(self, points):
+    """‖point − mode‖ for every point and mode → [N, K]."""
+    return np.linalg.norm(points[:, None] - self.modes[None], axis=-1)
 
 
 def gmm_modes(num_modes: int, radius: float) -> np.ndarray:
