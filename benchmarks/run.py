@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from cm_jax import allocator, generate, keys, nn, processes, sharding
 from cm_jax.data import ArraySource
 from cm_jax.experiment import Experiment
+from cm_jax.nn.group_norm import fused_backward
 from configs import ict_cifar10, toy2d
 
 # Dense bf16 peak TFLOP/s per chip, for MFU.
@@ -165,7 +166,8 @@ def bench_train(case, config, example_shape, batch, steps):
 def saved_activation_bytes(model, params, example_shape, batch):
   """Bytes that autodiff keeps from one differentiated forward pass of
   ``model`` (train mode, dropout on) for its backward: the residuals of
-  ``jax.vjp``, read off the traced program, so the same on every backend.
+  ``jax.vjp`` (with GroupNorm's fused backward, as the reverse-mode-only
+  methods train), read off the traced program, so the same on every backend.
   It is the jaxpr's count, before XLA fuses, rematerialises or drops
   buffers (a broadcast zero that dropout keeps is counted in full), and it
   leaves out the no-grad θ⁻ pass and the backward's own temporaries: a
@@ -180,7 +182,8 @@ def saved_activation_bytes(model, params, example_shape, batch):
         rngs={"dropout": jax.random.key(0)})
     return jax.tree.leaves(jax.vjp(forward, params, x)[1])
 
-  saved = jax.eval_shape(residuals, params, x)
+  with fused_backward():  # as the train step of a reverse-mode-only method
+    saved = jax.eval_shape(residuals, params, x)
   param_shapes = {(p.shape, p.dtype) for p in jax.tree.leaves(params)}
   return int(sum(r.size * r.dtype.itemsize for r in saved
                  if (r.shape, r.dtype) not in param_shapes))

@@ -1,5 +1,6 @@
-"""cm_jax.nn.group_norm against flax.linen.GroupNorm (+ SiLU): the fused,
-custom-VJP version must give the same values and gradients."""
+"""cm_jax.nn.group_norm against flax.linen.GroupNorm (+ SiLU): both
+derivative rules (the default custom_jvp, and the fused custom_vjp of
+``fused_backward()``) must give the same values and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,7 @@ import flax.linen as nn
 import numpy as np
 import pytest
 
-from cm_jax.nn.group_norm import GroupNorm
+from cm_jax.nn.group_norm import GroupNorm, fused_backward
 
 
 def _reference(x, scale, bias, groups, silu):
@@ -16,10 +17,11 @@ def _reference(x, scale, bias, groups, silu):
   return nn.silu(y) if silu else y
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("silu", [False, True])
 @pytest.mark.parametrize("shape,groups", [((3, 8, 8, 32), 8), ((2, 4, 6, 64), 32),
                                           ((2, 5, 5, 12), 3)])
-def test_matches_flax_values_and_gradients(shape, groups, silu):
+def test_matches_flax_values_and_gradients(shape, groups, silu, fused):
   keys = jax.random.split(jax.random.key(0), 4)
   x = 3 * jax.random.normal(keys[0], shape) + 1.5  # a non-zero mean per group
   c = shape[-1]
@@ -32,7 +34,8 @@ def test_matches_flax_values_and_gradients(shape, groups, silu):
   np.testing.assert_allclose(ours(x, scale, bias), ref(x, scale, bias),
                              atol=2e-5)
   loss = lambda f: lambda *a: jnp.vdot(probe, f(*a))
-  g_ours = jax.grad(loss(ours), (0, 1, 2))(x, scale, bias)
+  with fused_backward(fused):
+    g_ours = jax.grad(loss(ours), (0, 1, 2))(x, scale, bias)
   g_ref = jax.grad(loss(ref), (0, 1, 2))(x, scale, bias)
   for a, b in zip(g_ours, g_ref):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
@@ -57,3 +60,12 @@ def test_parameters_and_bfloat16_output_as_flax():
 def test_rejects_channels_not_divisible_by_groups():
   with pytest.raises(ValueError, match="divisible by 32 groups"):
     GroupNorm(32).init(jax.random.key(0), jnp.zeros((1, 2, 2, 48)))
+
+
+def test_fused_backward_refuses_forward_mode_and_default_allows_it():
+  x = jax.random.normal(jax.random.key(2), (1, 2, 2, 8))
+  params = GroupNorm(2).init(jax.random.key(0), x)
+  f = lambda x: GroupNorm(2).apply(params, x)
+  jax.jvp(f, (x,), (x,))  # the default custom_jvp
+  with fused_backward(), pytest.raises(TypeError, match="custom_vjp"):
+    jax.jvp(f, (x,), (x,))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cm_jax.nn import get_model
+from cm_jax.nn.group_norm import fused_backward
 
 TINY_UNET = dict(name="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,))
 TINY_MLP = dict(name="mlp", hidden=32, depth=2)
@@ -80,7 +81,9 @@ def test_bfloat16_compute_keeps_the_activations_bfloat16(base):
   is bf16. Per-channel statistics, the attention probabilities (softmax in
   f32) and the autoencoder's latent (μ, log σ², z: 4 channels) stay f32.
   A float64 NumPy scalar in a residual sum once promoted the whole bf16
-  residual stream to float32: 2.1 GiB more at paper size, batch 128."""
+  residual stream to float32: 2.1 GiB more at paper size, batch 128.
+  (GroupNorm's forward-mode-ready custom_jvp, which sCM's step uses, keeps
+  float32 copies; the fused backward keeps x alone.)"""
   model = make(base, dtype="bfloat16")
   params = random_params(model, IMAGE)
   x, c = inputs(IMAGE)
@@ -90,7 +93,8 @@ def test_bfloat16_compute_keeps_the_activations_bfloat16(base):
                                    rngs={"dropout": jax.random.key(0)})
     return jax.tree.leaves(jax.vjp(fwd, params, x)[1])
 
-  saved = jax.eval_shape(residuals, params, x, c)
+  with fused_backward():  # as the train step of reverse-mode-only methods
+    saved = jax.eval_shape(residuals, params, x, c)
   spatial = [r for r in saved if r.ndim == 4 and r.shape[0] == IMAGE[0]
              and r.shape[1] * r.shape[2] > 1 and r.shape[3] >= base["ch"]]
   assert len(spatial) > 20

@@ -12,13 +12,30 @@ Same numbers and parameters ("scale" γ, "bias" β) as ``flax.linen.GroupNorm``
 - per-group values reach the channels through a small matrix product
   (``_per_channel``), so the big elementwise loops see plain per-channel
   operands;
-- ``jax.custom_vjp`` gives the backward in closed form, one reduction and one
-  elementwise pass (below), instead of the chain of broadcasts that autodiff
-  of the forward produces.
+- derivatives in closed form, one reduction and one elementwise pass
+  (below), instead of the chain of broadcasts that autodiff of the forward
+  produces.
+
+Two derivative rules, one forward:
+- by default ``group_norm`` is a ``jax.custom_jvp`` whose JVP is the tangent
+  below, written in plain jnp: ``jax.jvp`` and ``jax.linearize`` work, JAX
+  transposes the tangent for reverse mode, and reverse mode through a JVP
+  (jvp-then-grad) works too;
+- inside ``with fused_backward():`` (the train step of every method that
+  differentiates only in reverse mode, ``Needs.forward_mode`` False) it is a
+  ``jax.custom_vjp`` with the hand-written backward below, which saves only x
+  and recomputes the rest. Forward mode is then impossible. The iCT step
+  with the custom_jvp alone was slower on this CPU (README, Performance).
 
 At 32×32×64, batch 32, on one core of this project's CPU, forward +
-backward of GroupNorm+SiLU takes 2.8 ms against 10.4 ms for
-``flax.linen.GroupNorm`` followed by ``nn.silu``.
+backward of GroupNorm+SiLU (the custom_vjp) takes 2.8 ms against 10.4 ms
+for ``flax.linen.GroupNorm`` followed by ``nn.silu``.
+
+Tangent. With dx, dγ, dβ and E[·] the mean over a group's N elements:
+  dx̂ = r·(dx − E[dx] − x̂·E[x̂·dx]),  dz = γ·dx̂ + x̂·dγ + dβ,
+  dy = act'(z)·dz,  act'(z) = σ(z)·(1 + z·(1 − σ(z))) for SiLU,
+again a multiply-add in x and dx with per-(example, channel) coefficients;
+E[x̂·dx] = r·(E[x·dx] − μ·E[dx]).
 
 Backward. With x̂ = (x − μ)·r, z = γ·x̂ + β, y = act(z) and g = ∂L/∂z,
 summing over the N = H·W·C/G elements of a group:
@@ -30,6 +47,8 @@ Only S₁ = Σ_{h,w} g and S₂ = Σ_{h,w} g·x per (example, channel) need a pa
 over the data: Σ g·x̂ = r·(S₂ − μ·S₁).
 """
 
+import contextlib
+import contextvars
 import functools
 from typing import Any
 
@@ -62,10 +81,37 @@ class GroupNorm(nn.Module):
     return y.astype(self.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+_FUSED_BACKWARD = contextvars.ContextVar("fused_backward", default=False)
+
+
+@contextlib.contextmanager
+def fused_backward(enabled=True):
+  """GroupNorms traced inside take the custom_vjp (reverse mode only, the
+  fused backward); ``enabled=False`` keeps the default custom_jvp. A trace-
+  time switch, like ``jax.default_matmul_precision``: it changes how the
+  derivative is computed, never the values."""
+  token = _FUSED_BACKWARD.set(enabled)
+  try:
+    yield
+  finally:
+    _FUSED_BACKWARD.reset(token)
+
+
 def group_norm(x, scale, bias, num_groups, epsilon, silu):
-  """act(γ·(x − μ)/√(var + ε) + β) over groups of channels of NHWC ``x``."""
-  return _forward(x, scale, bias, num_groups, epsilon, silu)[0]
+  """act(γ·(x − μ)/√(var + ε) + β) over groups of channels of NHWC ``x``:
+  the custom_jvp, or inside ``fused_backward()`` the custom_vjp."""
+  fn = _group_norm_vjp if _FUSED_BACKWARD.get() else _group_norm_jvp
+  return fn(x, scale, bias, num_groups, epsilon, silu)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
+def _group_norm_jvp(x, scale, bias, num_groups, epsilon, silu):
+  return _forward(x, scale, bias, num_groups, epsilon, silu)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _group_norm_vjp(x, scale, bias, num_groups, epsilon, silu):
+  return _forward(x, scale, bias, num_groups, epsilon, silu)
 
 
 def _per_channel(v, channels):
@@ -77,7 +123,7 @@ def _per_channel(v, channels):
   small output is materialised once.
   """
   b, g = v.shape
-  member = np.repeat(np.eye(g, dtype=np.float32), channels // g, axis=1)
+  member = np.repeat(np.eye(g, dtype=v.dtype), channels // g, axis=1)
   # HIGHEST: TPUs (bf16 passes) and GPUs (TF32) would otherwise round v.
   per_channel = jnp.matmul(v, jnp.asarray(member),
                            precision=jax.lax.Precision.HIGHEST)
@@ -87,7 +133,7 @@ def _per_channel(v, channels):
 def _affine(x, scale, bias, num_groups, epsilon):
   """(a, b, μ, r): y = a·x + b per (example, channel); μ, r per group."""
   b, h, w, c = x.shape
-  xf = x.astype(jnp.float32)
+  xf = _stats_dtype(x)
   group_sum = lambda v: jnp.sum(v, axis=(1, 2)).reshape(b, num_groups, -1).sum(-1)
   n = h * w * (c // num_groups)
   mean = group_sum(xf) / n
@@ -97,21 +143,64 @@ def _affine(x, scale, bias, num_groups, epsilon):
   return a, bias - _per_channel(mean * r, c) * scale, mean, r
 
 
+def _stats_dtype(x):
+  """x in float32, or float64 when it is (statistics are never rounded below
+  float32)."""
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def _act(z, silu):
   return z * jax.nn.sigmoid(z) if silu else z
 
 
 def _forward(x, scale, bias, num_groups, epsilon, silu):
+  a, b, _, _ = _affine(x, scale, bias, num_groups, epsilon)
+  return _act(_stats_dtype(x) * a + b, silu).astype(x.dtype)
+
+
+@_group_norm_jvp.defjvp
+def _jvp(num_groups, epsilon, silu, primals, tangents):
+  """The tangent in closed form (module docstring), written in plain jnp so
+  that autodiff can transpose it (reverse mode) and differentiate it again
+  (reverse mode through a JVP, as sCM's loss needs)."""
+  x, scale, bias = primals
+  dx, dscale, dbias = tangents
+  bs, h, w, c = x.shape
   a, b, mean, r = _affine(x, scale, bias, num_groups, epsilon)
-  y = _act(x.astype(jnp.float32) * a + b, silu)
-  return y.astype(x.dtype), (x, scale, a, b, mean, r)
+  xf, dxf = _stats_dtype(x), dx.astype(_stats_dtype(x).dtype)
+  z = xf * a + b
+  n = h * w * (c // num_groups)
+  group_mean = lambda v: jnp.sum(v, axis=(1, 2)).reshape(
+      bs, num_groups, -1).sum(-1) / n
+  m1 = group_mean(dxf)  # E[dx] per group
+  m2 = r * (group_mean(xf * dxf) - mean * m1)  # E[x̂·dx]
+  r_c, mean_r_c = _per_channel(r, c), _per_channel(mean * r, c)
+  m1_c, m2_c = _per_channel(m1, c), _per_channel(m2, c)
+  # dz = a·(dx − m1 − x̂·m2) + x̂·dγ + dβ with x̂ = r·x − μ·r, as a
+  # multiply-add in x and dx with per-(example, channel) coefficients.
+  coef_x = r_c * (dscale - a * m2_c)
+  const = dbias - a * m1_c + mean_r_c * (a * m2_c - dscale)
+  dz = a * dxf + coef_x * xf + const
+  if silu:  # d(z·σ(z)) = σ(z)·(1 + z·(1 − σ(z)))·dz
+    s = jax.nn.sigmoid(z)
+    y, dy = z * s, dz * (s * (1 + z * (1 - s)))
+  else:
+    y, dy = z, dz
+  return y.astype(x.dtype), dy.astype(x.dtype)
+
+
+def _vjp_forward(x, scale, bias, num_groups, epsilon, silu):
+  return (_forward(x, scale, bias, num_groups, epsilon, silu),
+          (x, scale, *_affine(x, scale, bias, num_groups, epsilon)))
 
 
 def _backward(num_groups, epsilon, silu, residuals, dy):
+  """The closed-form backward (module docstring)."""
   del epsilon  # r already holds it
   x, scale, a, b, mean, r = residuals
   bs, h, w, c = x.shape
-  xf, g = x.astype(jnp.float32), dy.astype(jnp.float32)
+  xf = _stats_dtype(x)
+  g = dy.astype(xf.dtype)
   if silu:  # g = ∂L/∂z = dy · σ(z)·(1 + z·(1 − σ(z)))
     z = xf * a + b
     s = jax.nn.sigmoid(z)
@@ -129,4 +218,4 @@ def _backward(num_groups, epsilon, silu, residuals, dy):
           jnp.sum(s1, 0).astype(scale.dtype))
 
 
-group_norm.defvjp(_forward, _backward)
+_group_norm_vjp.defvjp(_vjp_forward, _backward)

@@ -49,6 +49,9 @@ class Needs:
       (``model.w_embedding``).
     sampler: one of ``SAMPLER_KINDS``: consistency (CM Alg. 1, LCM Alg. 3),
       diffusion (EDM's ODE sampler or DDIM) or reconstruct (autoencoders).
+    forward_mode: the loss takes JVPs through the network (sCM's tangent);
+      otherwise the step traces GroupNorm's fused reverse-only backward
+      (``cm_jax.nn.group_norm.fused_backward``).
   """
 
   teacher: tuple[str, ...] = ()
@@ -61,6 +64,7 @@ class Needs:
   label_dropout: bool = False
   guidance_input: bool = False
   sampler: str = "consistency"
+  forward_mode: bool = False
 
 
 # A curriculum maps (config.curriculum, K) to (N(k) as a function of the
