@@ -26,21 +26,18 @@ from cm_jax.progress import ProgressBar
 def sample_times(sample_config, steps, diffusion):
   """The descending intermediate times τ_1 > … > τ_{S−1} for S ``steps``.
 
-  ``sample.ts`` gives them (e.g. iCT's (0.821,) for 2 steps); when it is
-  empty, S − 1 interior points of an (S + 1)-point EDM grid are used, or for
-  the VP process S − 1 evenly spaced DDPM steps (LCM's 4 steps: 999, 749,
-  500, 250).
+  ``sample.ts`` gives them (e.g. iCT's (0.821,) for 2 steps, sCM's (1.1,) in
+  TrigFlow time); when it is empty, S − 1 interior points of the process's
+  (S + 1)-point grid are used: EDM's (VE; TrigFlow maps it to t), or for the
+  VP process S − 1 evenly spaced DDPM steps (LCM's 4 steps: 999, 749, 500,
+  250).
   """
   if steps < 1:
     raise ValueError(f"sample.steps must be ≥ 1, got {steps}.")
   ts = tuple(sample_config.ts)
   is_vp = isinstance(diffusion, processes.VP)
-  if not ts:
-    if is_vp:
-      grid = np.round(np.linspace(0.0, diffusion.t_max, steps + 1))
-    else:
-      grid = np.asarray(schedules.karras_sigmas(
-          steps + 1, diffusion.sigma_min, diffusion.sigma_max, diffusion.rho))
+  if not ts:  # the process's (S + 1)-point grid: EDM's, or VP's even steps
+    grid = np.asarray(diffusion.grid(steps + 1))
     ts = tuple(float(t) for t in grid[1:-1][::-1])
   if is_vp and any(t != round(t) or not 0 <= t <= diffusion.t_max for t in ts):
     raise ValueError(f"process=vp samples at DDPM steps in [0, "
@@ -185,8 +182,12 @@ DEFAULT_SAMPLERS = {
     ("consistency", "ve"): lambda steps: "onestep" if steps == 1 else
                                          "multistep",
     ("consistency", "vp"): lambda steps: "lcm_multistep",
+    # sCM: f(x_T, T), then x_τ = cos τ·x + sin τ·z (LCM Alg. 3's renoise).
+    ("consistency", "trigflow"): lambda steps: "lcm_multistep",
     ("diffusion", "ve"): lambda steps: "ode",
     ("diffusion", "vp"): lambda steps: "ddim",
+    # DDIM is TrigFlow's first-order PF-ODE solver (sCM §2.1).
+    ("diffusion", "trigflow"): lambda steps: "ddim",
 }
 
 

@@ -3,13 +3,17 @@
 - ``VE``: EDM's variance-exploding process, α(t) = 1, σ(t) = t ∈ [ε, T]
   (CM, iCT, CD). Raw networks are preconditioned as in EDM Table 1 and the
   consistency boundary condition (CM eq. 5).
+- ``TrigFlow``: sCM's process (Lu & Song 2024, §2.1), x_t = cos t·x0 +
+  sin t·z with z ~ N(0, σ_d²I), t ∈ [0, π/2]; the network F_θ sees x_t/σ_d
+  and c_noise(t), and f_θ(x_t, t) = cos t·x_t − sin t·σ_d·F_θ (sCM eq. 5),
+  which is also its diffusion model's x̂0 (F is then the velocity / σ_d).
 - ``VP``: the discrete DDPM variance-preserving process that LCM distils
   (Luo et al. 2023 §4.1): ᾱ_t = ∏_{s ≤ t} (1 − β_s) over t ∈ {0, …, T − 1},
   α(t) = √ᾱ_t, σ(t) = √(1 − ᾱ_t). The network predicts ε (DDPM); the
   consistency function is LCM's f(z, t) = c_skip(t)·z + c_out(t)·x̂0(z, t)
   with x̂0 = (z − σ(t)·ε̂)/α(t), c_skip(0) = 1, c_out(0) = 0 (LCM eq. 9).
 
-Both expose the same interface, so losses, solvers and samplers take "a
+All three expose the same interface, so losses, solvers and samplers take "a
 process" and never branch on its kind:
 ``alpha(t)``, ``sigma(t)``, ``t_min``, ``t_max``, ``grid(n, size)`` (ascending
 times), ``noise(x0, z, t)``, ``prior(key, shape)``, ``renoise(x, t, z)`` (CM
@@ -177,14 +181,91 @@ class VP:
     return f
 
 
+@dataclasses.dataclass(frozen=True)
+class TrigFlow:
+  """sCM's TrigFlow (Lu & Song 2024, §2.1 and eq. 5, 6).
+
+  x_t = cos t·x0 + sin t·z, z ~ N(0, σ_d²I): in the α(t)·x0 + σ(t)·n form of
+  the other processes (n ~ N(0, I)), α = cos t and σ = σ_d·sin t. TrigFlow
+  is EDM's VE process re-timed, σ_VE = σ_d·tan t and x_VE = x_t / cos t, so
+  EDM's σ_min, σ_max and ρ give its times: t_max = arctan(σ_max/σ_d) (sCM
+  App. G: arctan(80/0.5)), and ``grid`` maps EDM's eq. 5 grid to t. The
+  network sees c_noise(t) = ``time_scale``·t (sCM §4.1: c_noise(t) = t).
+  """
+
+  sigma_min: float = schedules.SIGMA_MIN
+  sigma_max: float = schedules.SIGMA_MAX
+  rho: float = schedules.RHO
+  sigma_data: float = schedules.SIGMA_DATA
+  time_scale: float = 1.0
+
+  @property
+  def t_min(self):
+    return 0.0
+
+  @property
+  def t_max(self):
+    return float(np.arctan(self.sigma_max / self.sigma_data))
+
+  def alpha(self, t):
+    return jnp.cos(jnp.asarray(t, jnp.float32))
+
+  def sigma(self, t):
+    return self.sigma_data * jnp.sin(jnp.asarray(t, jnp.float32))
+
+  def grid(self, n, size=None):
+    """EDM eq. 5's σ grid as TrigFlow times t = arctan(σ/σ_d), ascending,
+    padded to ``size`` with t_max."""
+    sigmas = schedules.karras_sigmas(n, self.sigma_min, self.sigma_max,
+                                     self.rho, size=size)
+    return jnp.arctan(sigmas / self.sigma_data)
+
+  def noise(self, x0, z, t):
+    """x_t = cos t·x0 + sin t·σ_d·z for z ~ N(0, I)."""
+    return (expand_to(jnp.cos(t), x0) * x0
+            + expand_to(self.sigma_data * jnp.sin(t), x0) * z)
+
+  def prior(self, key, shape):
+    """x_T ~ N(0, σ_d²I) (sCM samples from the prior at t_max)."""
+    return self.sigma_data * keys.normal(key, shape)
+
+  def renoise(self, x, t, z):
+    """sCM's multistep sampling: x_t = cos t·x̂0 + sin t·σ_d·z."""
+    return self.noise(x, z, t)
+
+  def c_noise(self, t):
+    return self.time_scale * t
+
+  def consistency_fn(self, net):
+    """sCM eq. 5: f_θ(x_t, t) = cos t·x_t − sin t·σ_d·F_θ(x_t/σ_d,
+    c_noise(t)); f(x, 0) = x exactly (sin 0 = 0)."""
+
+    def f(x, t):
+      t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
+      out = net(x / self.sigma_data, self.c_noise(t))
+      return (expand_to(jnp.cos(t), x) * x
+              - expand_to(jnp.sin(t) * self.sigma_data, x) * out)
+
+    return f
+
+  def denoiser(self, net):
+    """x̂0 of a TrigFlow diffusion model (F = velocity/σ_d): the same map as
+    ``consistency_fn`` (sCM §2.1)."""
+    return self.consistency_fn(net)
+
+
 PROCESSES = {
     "ve": lambda config: VE(**config.diffusion),
+    "trigflow": lambda config: TrigFlow(time_scale=config.trigflow.time_scale,
+                                        **config.diffusion),
     "vp": lambda config: VP(sigma_data=config.diffusion.sigma_data,
                             **config.vp),
 }
 
 
 def make_process(config):
-  """The process of ``config.process`` (ve | vp): VE from ``config.diffusion``,
-  VP from ``config.vp`` (σ_data from ``config.diffusion``)."""
+  """The process of ``config.process`` (ve | vp | trigflow): VE from
+  ``config.diffusion``, VP from ``config.vp`` (σ_data from
+  ``config.diffusion``), TrigFlow from both ``config.diffusion`` and
+  ``config.trigflow``."""
   return registry.lookup(PROCESSES, config.process, "process")(config)

@@ -144,7 +144,9 @@ class KLAutoencoder(nn.Module):
     self.decoder = Decoder(out_channels=self.out_channels, **kw)
 
   def __call__(self, x, c_noise=None, labels=None, w=None, context=None,
-               train=False):
+               train=False, return_weight=False):
+    if return_weight:
+      raise ValueError("The autoencoder has no adaptive weighting w_φ.")
     del c_noise, labels, w, context
     self._check_channels(x)
     mean, logvar = self.encoder(x)

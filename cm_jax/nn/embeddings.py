@@ -132,3 +132,19 @@ class ConditionEmbedding(nn.Module):
                          f"{[*c_noise.shape, self.context_dim]}, got "
                          f"{list(context.shape)}; match --config.model."
                          "context_dim to the data's context width.")
+
+
+class AdaptiveWeight(nn.Module):
+  """sCM's learned adaptive weighting w_φ(t) (sCM §4.2, after EDM2's
+  uncertainty weighting): c_noise → noise embedding → Dense → a scalar
+  per example [B]. Zero-initialised, so w_φ ≡ 0 (weight e⁰ = 1) at start."""
+  dim: int = 128
+  embedding: str = "positional"
+  fourier_scale: float = 16.0
+
+  @nn.compact
+  def __call__(self, c_noise):
+    emb = noise_embedding(self.embedding, self.dim, self.fourier_scale,
+                          "embed")(c_noise)
+    return nn.Dense(1, kernel_init=nn.initializers.zeros,
+                    name="out")(emb)[:, 0].astype(jnp.float32)

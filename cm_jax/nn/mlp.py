@@ -5,7 +5,7 @@ from typing import Any, Optional
 import jax.numpy as jnp
 import flax.linen as nn
 
-from cm_jax.nn.embeddings import ConditionEmbedding
+from cm_jax.nn.embeddings import AdaptiveWeight, ConditionEmbedding
 
 XAVIER = nn.initializers.xavier_uniform()
 
@@ -24,12 +24,14 @@ class MLP(nn.Module):
   num_classes: int = 0  # > 0: class-conditional, label num_classes = null
   w_embedding: bool = False  # LCM: guidance scale w as an input (`w`)
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
+  adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
   dropout: float = 0.0
   out_dim: Optional[int] = None  # default: x's width
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False):
+  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False,
+               return_weight=False):
     emb = ConditionEmbedding(self.hidden, self.hidden, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
@@ -43,4 +45,16 @@ class MLP(nn.Module):
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
     near_zero = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
     out = dense(self.out_dim or x.shape[-1], "out", near_zero)(h)
-    return out.astype(jnp.float32)
+    return self._with_weight(out.astype(jnp.float32), c_noise, return_weight)
+
+  def _with_weight(self, out, c_noise, return_weight):
+    """F, or (F, w_φ(c_noise) [B]) with ``return_weight`` (sCM §4.2). The
+    head exists (and is initialised) whenever ``adaptive_weight``."""
+    if not self.adaptive_weight:
+      if return_weight:
+        raise ValueError("return_weight needs a network with "
+                         "model.adaptive_weight=True.")
+      return out
+    weight = AdaptiveWeight(self.hidden, self.embedding, self.fourier_scale,
+                            name="adaptive_weight")(c_noise)
+    return (out, weight) if return_weight else out

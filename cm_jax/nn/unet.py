@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
-from cm_jax.nn.embeddings import ConditionEmbedding
+from cm_jax.nn.embeddings import AdaptiveWeight, ConditionEmbedding
 from cm_jax.nn.group_norm import GroupNorm
 
 XAVIER = nn.initializers.xavier_uniform()
@@ -226,6 +226,7 @@ class UNet(nn.Module):
   num_classes: int = 0  # > 0: class-conditional, label num_classes = null
   w_embedding: bool = False  # LCM: guidance scale w as an input (`w`)
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
+  adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
   resample_filter: tuple = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1)
   residual_input: bool = True  # NCSN++ progressive_input="residual"
   skip_rescale: bool = True
@@ -233,7 +234,8 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False):
+  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False,
+               return_weight=False):
     # NCSN++ Fourier features have 2·nf channels, DDPM++ positional nf.
     noise_dim = 2 * self.ch if self.embedding == "fourier" else self.ch
     emb = ConditionEmbedding(noise_dim, 4 * self.ch, self.embedding, self.fourier_scale,
@@ -246,7 +248,19 @@ class UNet(nn.Module):
     h = group_norm(h, self.dtype, "out_norm", silu=True)
     out = nn.Conv(self.out_channels or x.shape[-1], (3, 3), kernel_init=NEAR_ZERO,
                   dtype=self.dtype, name="out_conv")(h)
-    return out.astype(jnp.float32)
+    return self._with_weight(out.astype(jnp.float32), c_noise, return_weight)
+
+  def _with_weight(self, out, c_noise, return_weight):
+    """F, or (F, w_φ(c_noise) [B]) with ``return_weight`` (sCM §4.2). The
+    head exists (and is initialised) whenever ``adaptive_weight``."""
+    if not self.adaptive_weight:
+      if return_weight:
+        raise ValueError("return_weight needs a network with "
+                         "model.adaptive_weight=True.")
+      return out
+    weight = AdaptiveWeight(self.ch, self.embedding, self.fourier_scale,
+                            name="adaptive_weight")(c_noise)
+    return (out, weight) if return_weight else out
 
   def _block(self, out_ch, name, **kw):
     return ResBlock(out_ch, dropout=self.dropout, resample_filter=self.resample_filter,
