@@ -92,8 +92,10 @@ class Experiment:
   @functools.cached_property
   def teacher(self):
     """(model, EMA params, meta) of ``teacher.workdir`` when the objective
-    needs a teacher run (``Needs.teacher``), else None."""
-    if not self.needs.teacher:
+    needs a teacher run (``Needs.teacher``; an optional one only when
+    named), else None."""
+    if not self.needs.teacher or (self.needs.teacher_optional
+                                  and not self.config.teacher.workdir):
       return None
     return teacher.load_teacher(self.config, self.needs, self.mesh,
                                 self.source.example_shape)

@@ -48,6 +48,14 @@ def l1(x, y, reduction="sum"):
   return REDUCTIONS[reduction](jnp.abs(x - y))
 
 
+def l2_norm(x, y, reduction="sum"):
+  """‖x − y‖₂ → [B] (ECT's metric, its pseudo-Huber with c = 0), with a
+  zero gradient where x = y; ``reduction="mean"``: √(‖x − y‖²/d)."""
+  sq = l2(x, y, reduction)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
 def pseudo_huber(x, y, c, reduction="sum"):
   """iCT §3.3: d(x, y) = √(‖x − y‖² + c²) − c → [B]. ``reduction="mean"``:
   the official LCM script's Huber loss, the per-element mean of
@@ -128,6 +136,70 @@ def consistency_training_loss(online, target, x0, key, *, sigmas,
   x_cur = x0 + expand_to(t_cur, x0) * z
   return _consistency_pair_loss(online, target, x_next, t_next, x_cur, t_cur,
                                 metric, weighting)
+
+
+def ect_mapping(t, stage, *, q=2.0, k=8.0, b=1.0):
+  """ECT's r(t) at training stage s (Geng et al. 2024, §3.2 "mapping
+  function"; locuslab/ect ``training/loss.py``, ``t_to_r_sigmoid``):
+
+    r = t·(1 − q^{−(s+1)}·(1 + k·sigmoid(−b·t))),
+
+  so Δt = t − r = t·q^{−(s+1)}·(1 + k·σ(−bt)) shrinks by q per stage, and
+  relatively more at small t. May be ≤ 0 (then the pair reaches the
+  boundary; ``easy_consistency_training_loss`` clamps it at ε)."""
+  decay = jnp.asarray(q, jnp.float32) ** -(jnp.asarray(stage, jnp.float32)
+                                           + 1.0)
+  return t * (1.0 - decay * (1.0 + k * jax.nn.sigmoid(-b * t)))
+
+
+def ect_stage(step, stage_steps):
+  """ECT's stage s = ⌊k / (iterations per stage)⌋ (the official code:
+  ``cur_tick // double_ticks``)."""
+  return jnp.asarray(step, jnp.int32) // stage_steps
+
+
+def ect_weight(t, sigma_data=schedules.SIGMA_DATA):
+  """ECT's λ(t) = 1/t² + 1/σ_d² (its "snrpk": SNR(t) + 1/σ_d², EDM's λ(σ)
+  at the online point t)."""
+  return (t ** 2 + sigma_data ** 2) / (t * sigma_data) ** 2
+
+
+def easy_consistency_training_loss(online, target, x0, key, *, stage,
+                                   q=2.0, k=8.0, b=1.0, p_mean=-1.1,
+                                   p_std=2.0, metric=l2_norm,
+                                   sigma_data=schedules.SIGMA_DATA,
+                                   eps=schedules.SIGMA_MIN,
+                                   t_max=schedules.SIGMA_MAX):
+  """ECT (Geng et al. 2024), continuous-time consistency training, per
+  example: ln t ~ N(P_mean, P_std²) (iCT's lognormal), r = ``ect_mapping``
+  (t, stage), one z for both points, and
+
+    loss = λ(t)·d(f_θ(x0 + t·z, t), stopgrad f_θ⁻(x0 + r·z, r)),
+
+  λ = ``ect_weight``, d = ‖·‖₂ by default (ECT's c = 0). t is kept in the VE
+  process's [ε, T]; r is clamped at ε, where the target is the boundary
+  f(x_ε, ε) = x_ε exactly (CM eq. 5; ECT's x0 at r = 0, on cm_jax's
+  ε-shifted parametrisation). θ⁻ = θ (ECT's stopgrad, μ = 0).
+  """
+  t_key, noise_key = jax.random.split(key)
+  t = jnp.exp(p_mean + p_std * jax.random.normal(t_key, x0.shape[:1]))
+  t = jnp.clip(t, eps, t_max)
+  r = jnp.maximum(ect_mapping(t, stage, q=q, k=k, b=b), eps)
+  z = jax.random.normal(noise_key, x0.shape)
+  return ect_pair_loss(online, target, x0, z, t, r, metric=metric,
+                       sigma_data=sigma_data)
+
+
+def ect_pair_loss(online, target, x0, z, t, r, *, metric=l2_norm,
+                  sigma_data=schedules.SIGMA_DATA):
+  """λ(t)·d(f_θ(x0 + t·z, t), stopgrad f_θ⁻(x0 + r·z, r)) for given t > r.
+
+  As r → t with d = ‖·‖₂, loss/(t − r) → λ(t)·‖d/dt f_θ(x0 + t·z, t)‖: the
+  continuous-time consistency loss along the noise direction z."""
+  return _consistency_pair_loss(
+      online, target, x0 + expand_to(t, x0) * z, t,
+      x0 + expand_to(r, x0) * z, r, metric,
+      lambda r, t: ect_weight(t, sigma_data))
 
 
 def denoising_score_matching_loss(denoiser, x0, key, *, p_mean=-1.2, p_std=1.2,
@@ -248,4 +320,5 @@ def autoencoder_loss(net, x0, *, metric=l1, kl_weight=1e-6):
   return rec + kl_weight * kl, rec, kl
 
 
-METRICS = {"l2": l2, "l1": l1, "pseudo_huber": pseudo_huber}
+METRICS = {"l2": l2, "l1": l1, "pseudo_huber": pseudo_huber,
+           "l2_norm": l2_norm}

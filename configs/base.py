@@ -26,11 +26,13 @@ def get_base_config():
   # ct: consistency training (CM Alg. 3; iCT is CT + the options below);
   # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher;
   # lcd / lcf: latent consistency distillation / fine-tuning (LCM Alg. 1 / 4);
-  # ae: the KL autoencoder whose latents data.source=latents serves.
+  # ae: the KL autoencoder whose latents data.source=latents serves;
+  # ect: ECT's continuous-time CT (from scratch, or tuning an edm run).
   c.method = "ct"
 
   c.teacher = ml_collections.ConfigDict()
-  c.teacher.workdir = ""  # cd, lcd: an edm run (its latest EMA); lcf: the LCM.
+  c.teacher.workdir = ""  # cd, lcd: an edm run (its latest EMA); lcf: the LCM;
+  #                         ect: the edm run it tunes ("" = from scratch).
   c.teacher.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
   c.teacher.init_student = False  # cd: start θ = θ⁻ = φ (needs its network).
 
@@ -86,6 +88,9 @@ def get_base_config():
   c.model.fourier_scale = 16.0  # Fourier feature scale (CM: 16, iCT: 0.02).
   c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
   c.model.w_embedding = False  # LCM: the guidance scale w as an input.
+  # sCM: a head for the adaptive weighting w_φ(t) (its parameters train and
+  # are checkpointed with the network's; sCM §4.2).
+  c.model.adaptive_weight = False
   c.model.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
   c.model.residual_input = True  # NCSN++ progressive_input = "residual".
   c.model.skip_rescale = True  # Residual sums scaled by 1/√2.
@@ -119,6 +124,14 @@ def get_base_config():
   c.lcm.starts = "all"
   c.lcm.w_min = 2.0  # lcd, lcf: w ~ U[w_min, w_max] (LCM paper: [2, 14]).
   c.lcm.w_max = 14.0
+  c.ect = ml_collections.ConfigDict()  # ECT's mapping r(t) (Geng et al. 2024)
+  # r = t·(1 − q^−(s+1)·(1 + k·sigmoid(−b·t))) at stage s (locuslab/ect: q 2,
+  # k 8, b 1); t ~ lognormal(loss.p_mean, loss.p_std), as iCT.
+  c.ect.q = 2.0
+  c.ect.k = 8.0
+  c.ect.b = 1.0
+  c.ect.stage_steps = 25_000  # Iterations per stage, s = ⌊k / this⌋ (ECT
+  #                             CIFAR-10: 250 ticks × 12.8 kimg / batch 128).
   c.cfg = ml_collections.ConfigDict()
   c.cfg.label_dropout = 0.1  # edm, conditional: p(label → null, context → 0) for CFG.
 
@@ -134,7 +147,8 @@ def get_base_config():
   c.target.mu0 = 0.9  # μ0 of the adaptive schedule.
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.metric = "pseudo_huber"  # pseudo_huber (iCT) | l2 | l1 | lpips (CM).
+  # pseudo_huber (iCT) | l2 | l1 | lpips (CM) | l2_norm (‖·‖₂, ECT's c = 0).
+  c.loss.metric = "pseudo_huber"
   # Pseudo-Huber c; ≤ 0: iCT's 0.00054·√d (reduction mean: LCM's script, 0.001).
   c.loss.huber_c = 0.0
   # l2, l1, pseudo_huber over an example's d elements: sum (the CM papers'
@@ -251,6 +265,7 @@ def set_mlp(c):
   c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
   c.model.w_embedding = False  # LCM: the guidance scale w as an input.
   c.model.context_dim = 0  # D > 0: the batch's "context" [B, D] as an input.
+  c.model.adaptive_weight = False  # sCM: a head for w_φ(t) (as the UNet's).
   # Output width; None = the input's.
   c.model.out_dim = ml_collections.config_dict.placeholder(int)
 
@@ -289,6 +304,16 @@ def set_ncsnpp(c, fourier_scale, dropout):
   c.model.fourier_scale = fourier_scale
   c.model.resample_filter = (1, 3, 3, 1)
   c.model.num_classes = 0  # unconditional
+
+
+def set_ddpmpp(c, dropout):
+  """DDPM++ of EDM's CIFAR-10 "vp" networks (ECT's starting point): nf 128,
+  ch_mult (2, 2, 2), 4 blocks, attention at 16×16, positional noise
+  embedding, box resampling (1, 1), no progressive input; ≈56M parameters."""
+  set_ncsnpp(c, fourier_scale=16.0, dropout=dropout)
+  c.model.embedding = "positional"
+  c.model.resample_filter = (1, 1)
+  c.model.residual_input = False
 
 
 def shrink_for_smoke(c):

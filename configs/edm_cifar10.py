@@ -8,7 +8,10 @@ configs/lcd_cifar10.py:pixel: LCM's ε-prediction on the DDPM process (SD's
 scaled-linear β), 10 classes + the null label, label dropout 0.1, DDPM++
 positional noise embedding (c_noise = t). ``:latent`` (and ``:latent_smoke``)
 is the same teacher in the latent space of configs/ae_cifar10.py (16×16×4
-latents, unit variance, no flips), the teacher of configs/lcd_cifar10.py:
+latents, unit variance, no flips), the teacher of configs/lcd_cifar10.py.
+``:ddpmpp`` (and ``:ddpmpp_smoke``) trains the same EDM objective on EDM's
+DDPM++ network (`edm-cifar10-32x32-uncond-vp`), the run that
+configs/ect_cifar10.py tunes:
 
   python launch.py --config=configs/ae_cifar10.py --workdir=runs/ae_cifar10
   python launch.py --config=configs/edm_cifar10.py:latent \\
@@ -24,18 +27,22 @@ N(−1.2, 1.2²), random flips. Target: FID ≈ 2.0 with Heun, 18 steps (35 NFE)
 from configs import base
 
 # file.py:arg values; None = no arg.
-ARGS = (None, "smoke", "cond", "cond_smoke", "latent", "latent_smoke")
+ARGS = (None, "smoke", "cond", "cond_smoke", "latent", "latent_smoke",
+        "ddpmpp", "ddpmpp_smoke")
 
 
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   latent = arg in ("latent", "latent_smoke")
+  ddpmpp = arg in ("ddpmpp", "ddpmpp_smoke")
   cond = arg in ("cond", "cond_smoke") or latent
   if arg:
     arg = "smoke" if arg.endswith("smoke") else None
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.13)
+  if ddpmpp:  # EDM's DDPM++ ("vp" architecture), the network ECT tunes
+    base.set_ddpmpp(c, dropout=0.13)
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5
   c.loss.p_std = 1.2

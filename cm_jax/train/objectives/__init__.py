@@ -11,7 +11,8 @@ from cm_jax.train.objectives.base import (CURRICULA, SAMPLER_KINDS,
                                           TARGET_EMAS, ConsistencyLoss, Needs,
                                           make_metric)
 from cm_jax.train.objectives.consistency import (ConsistencyDistillation,
-                                                 ConsistencyTraining)
+                                                 ConsistencyTraining,
+                                                 EasyConsistencyTraining)
 from cm_jax.train.objectives.diffusion import (DenoisingScoreMatching,
                                                DiffusionTeacher,
                                                NoisePrediction)
@@ -24,6 +25,7 @@ from cm_jax.train.objectives.latent import (LatentConsistencyDistillation,
 METHODS = {
     "ct": ConsistencyTraining,  # CM Alg. 3, iCT
     "cd": ConsistencyDistillation,  # CM Alg. 2
+    "ect": EasyConsistencyTraining,  # ECT (Geng et al. 2024)
     "edm": DiffusionTeacher,  # EDM eq. 8 (VE) / DDPM ε-prediction (VP)
     "lcd": LatentConsistencyDistillation,  # LCM Alg. 1
     "lcf": LatentConsistencyFinetuning,  # LCM Alg. 4

@@ -52,6 +52,8 @@ class Needs:
     forward_mode: the loss takes JVPs through the network (sCM's tangent);
       otherwise the step traces GroupNorm's fused reverse-only backward
       (``cm_jax.nn.group_norm.fused_backward``).
+    teacher_optional: ``teacher.workdir`` may be empty (ECT: tuning from an
+      EDM run, or training from scratch).
   """
 
   teacher: tuple[str, ...] = ()
@@ -65,6 +67,7 @@ class Needs:
   guidance_input: bool = False
   sampler: str = "consistency"
   forward_mode: bool = False
+  teacher_optional: bool = False
 
 
 # A curriculum maps (config.curriculum, K) to (N(k) as a function of the

@@ -1,11 +1,15 @@
-"""CT and iCT (CM Alg. 3; Song & Dhariwal 2023) and CD (CM Alg. 2)."""
+"""CT and iCT (CM Alg. 3; Song & Dhariwal 2023), CD (CM Alg. 2) and ECT
+(Geng et al. 2024)."""
 
 import dataclasses
+from typing import Callable
 
-from cm_jax import losses, registry, schedules, solvers
+import jax.numpy as jnp
+
+from cm_jax import losses, processes, registry, schedules, solvers
 from cm_jax.train.objectives.base import (ConsistencyLoss, Needs, check_ve,
                                           check_uniform_index,
-                                          consistency_parts)
+                                          consistency_parts, make_metric)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,3 +67,53 @@ class ConsistencyDistillation(ConsistencyLoss):
         x0, key, sigmas=self.sigmas(num_scales), solver=self.solver,
         metric=self.metric, weighting=self.weighting, num_scales=num_scales)
     return loss, self.schedule_metrics(num_scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class EasyConsistencyTraining:
+  """ECT (Geng et al. 2024, "Consistency Models Made Easy"): continuous-time
+  consistency training with the mapping r(t) of stage s = ⌊k / stage_steps⌋
+  (``losses.ect_mapping``), θ⁻ = stopgrad θ. With ``teacher.workdir`` it
+  tunes a trained EDM run, starting from its EMA weights (ECT's "consistency
+  tuning"); with it empty it trains from scratch."""
+
+  needs = Needs(teacher=("edm",),
+                teacher_what="a trained EDM run (ECT tunes its EMA weights)",
+                init_from_teacher="always", same_process_as_teacher=True,
+                teacher_optional=True)
+  q: float
+  k: float
+  b: float
+  stage_steps: int
+  p_mean: float
+  p_std: float
+  metric: Callable
+  diffusion: processes.VE
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    check_ve(config)
+    ect = config.ect
+    if not ect.q > 1:
+      raise ValueError(f"ect.q={ect.q} must be > 1 (Δt shrinks by q per "
+                       "stage; ECT: 2); set --config.ect.q=2.")
+    if ect.stage_steps < 1:
+      raise ValueError(f"ect.stage_steps={ect.stage_steps} must be ≥ 1; set "
+                       "--config.ect.stage_steps=...")
+    return cls(q=float(ect.q), k=float(ect.k), b=float(ect.b),
+               stage_steps=int(ect.stage_steps),
+               p_mean=float(config.loss.p_mean),
+               p_std=float(config.loss.p_std),
+               metric=make_metric(config.loss, example_shape),
+               diffusion=processes.make_process(config))
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del teacher
+    d = self.diffusion
+    stage = losses.ect_stage(step, self.stage_steps)
+    loss = losses.easy_consistency_training_loss(
+        d.consistency_fn(online), d.consistency_fn(target), x0, key,
+        stage=stage, q=self.q, k=self.k, b=self.b, p_mean=self.p_mean,
+        p_std=self.p_std, metric=self.metric, sigma_data=d.sigma_data,
+        eps=d.sigma_min, t_max=d.sigma_max)
+    return loss, {"target_mu": jnp.float32(0.0), "ect_stage": stage}

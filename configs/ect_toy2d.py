@@ -1,0 +1,36 @@
+"""ECT (Geng et al. 2024) on 2-D data: from scratch, or tuning the EDM teacher.
+
+  python launch.py --config=configs/ect_toy2d.py --workdir=runs/ect_toy2d
+  python launch.py --config=configs/edm_toy2d.py --workdir=runs/edm_toy2d
+  python launch.py --config=configs/ect_toy2d.py:tune --workdir=runs/ect_toy2d_tune \\
+      --config.teacher.workdir=runs/edm_toy2d
+  python launch.py --config=configs/ect_toy2d.py --workdir=runs/ect_toy2d \\
+      --mode=sample --config.sample.num=2000 --config.sample.steps=2
+
+ECT's CIFAR-10 objective (configs/ect_cifar10.py: q = 2, k = 8, b = 1, the
+ℓ2 norm, λ(t) = 1/t² + 1/σ_d², ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ) with
+its 8 stages compressed into configs/toy2d.py's 8,000 steps (a stage per
+1,000), and that recipe's MLP and optimiser (the iCT toy). ``:tune`` starts
+from an EDM teacher's EMA weights (configs/edm_toy2d.py, its 512 × 4 MLP),
+ECT's consistency tuning.
+"""
+
+from configs import base, edm_toy2d, toy2d
+
+ARGS = (None, "tune")  # file.py:arg values; None = no arg.
+
+
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
+  c = toy2d.get_config()  # data, MLP, optimiser, run length of the iCT toy
+  c.method = "ect"
+  c.teacher.workdir = ""  # from scratch
+  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
+  c.ect.stage_steps = 1000  # 8 stages in 8,000 steps, as ECT's 200k / 25k
+  c.loss.metric = "l2_norm"
+  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
+  c.target.ema, c.target.mu = "fixed", 0.0
+  if arg == "tune":
+    edm_toy2d.set_teacher_mlp(c)  # the teacher's network, to start from it
+    c.teacher.workdir = "runs/edm_toy2d"
+  return c
