@@ -215,6 +215,93 @@ def denoising_score_matching_loss(denoiser, x0, key, *, p_mean=-1.2, p_std=1.2,
   return weight * l2(denoiser(noisy, sigma), x0)
 
 
+def trigflow_time(key, batch_size, *, p_mean=-1.0, p_std=1.4,
+                  sigma_data=schedules.SIGMA_DATA):
+  """sCM's proposal for t (§4.2, Alg. 1): τ ~ N(P_mean, P_std²), t =
+  arctan(e^τ/σ_d), i.e. EDM's lognormal σ = σ_d·tan t. [B] in (0, π/2)."""
+  tau = p_mean + p_std * jax.random.normal(key, (batch_size,))
+  return jnp.arctan(jnp.exp(tau) / sigma_data)
+
+
+def trigflow_diffusion_loss(net, x0, key, *, p_mean=-1.2, p_std=1.2,
+                            sigma_data=schedules.SIGMA_DATA):
+  """The TrigFlow diffusion teacher (sCM §2.1), flow matching in v:
+
+    loss = ‖σ_d·F_θ(x_t/σ_d, t) − v_t‖² / σ_d²,  v_t = cos t·z − sin t·x0,
+
+  x_t = cos t·x0 + sin t·z, z ~ N(0, σ_d²I), t = ``trigflow_time``. With
+  x̂0 = cos t·x_t − sin t·σ_d·F this is EDM's λ(σ)·‖x̂0 − x0‖² (eq. 8) at
+  σ = σ_d·tan t exactly. ``net(x_in, t)`` → F."""
+  t_key, z_key = jax.random.split(key)
+  t = trigflow_time(t_key, x0.shape[0], p_mean=p_mean, p_std=p_std,
+                    sigma_data=sigma_data)
+  z = sigma_data * jax.random.normal(z_key, x0.shape)
+  cos, sin = expand_to(jnp.cos(t), x0), expand_to(jnp.sin(t), x0)
+  x_t, v_t = cos * x0 + sin * z, cos * z - sin * x0
+  return l2(sigma_data * net(x_t / sigma_data, t), v_t) / sigma_data ** 2
+
+
+def scm_tangent(target, x_t, t, dxdt, *, sigma_data=schedules.SIGMA_DATA,
+                warmup=1.0):
+  """sCM Alg. 1's tangent, with ``target(x_in, t)`` → F_θ⁻:
+
+    g = −cos²t·(σ_d·F_θ⁻ − dx_t/dt) − r·cos t·sin t·(x_t + σ_d·dF_θ⁻/dt),
+
+  dF_θ⁻/dt = ∇_x F_θ⁻·(dx_t/dt)/σ_d + ∂_t F_θ⁻, one forward-mode JVP of F_θ⁻
+  in (x_t/σ_d, t) with tangents cos t·sin t·(dx_t/dt/σ_d, 1) (sCM's "JVP
+  rearrangement"); r = ``warmup`` ∈ [0, 1] (tangent warm-up). g equals
+  cos t·df⁻/dt along dx_t/dt, f⁻ = cos t·x − sin t·σ_d·F_θ⁻ (sCM eq. 5).
+  Returns (F_θ⁻, g), both under stop_gradient."""
+  cs = jnp.cos(t) * jnp.sin(t)
+  f_minus, cs_dfdt = jax.jvp(target, (x_t / sigma_data, t),
+                             (expand_to(cs, x_t) * dxdt / sigma_data, cs))
+  cos2, cs = expand_to(jnp.cos(t) ** 2, x_t), expand_to(cs, x_t)
+  g = (-cos2 * (sigma_data * f_minus - dxdt)
+       - warmup * (cs * x_t + sigma_data * cs_dfdt))
+  return jax.lax.stop_gradient(f_minus), jax.lax.stop_gradient(g)
+
+
+def normalize_tangent(g, c=0.1):
+  """sCM §4.2, tangent normalisation: g/(‖g‖ + c), per example."""
+  norm = jnp.sqrt(_sum_non_batch(jnp.square(g)))
+  return g / expand_to(norm + c, g)
+
+
+def continuous_consistency_loss(online, target, x0, key, *, velocity=None,
+                                sigma_data=schedules.SIGMA_DATA,
+                                p_mean=-1.0, p_std=1.4, warmup=1.0,
+                                tangent_c=0.1, prior_weighting=True):
+  """sCM Alg. 1, per example: sCT (``velocity`` None: dx_t/dt = cos t·z −
+  sin t·x0 from the pair) or sCD (dx_t/dt = ``velocity(x_t, t)``, the
+  teacher's σ_d·F_pretrain(x_t/σ_d, t)).
+
+  ``online(x_in, t)`` → (F_θ, w_φ(t)) (w_φ ≡ 0 without adaptive weighting),
+  ``target(x_in, t)`` → F_θ⁻. With g = ``scm_tangent`` (normalised by
+  ``normalize_tangent`` when ``tangent_c`` > 0) and D the data dimension,
+
+    loss = w(t)·e^{w_φ(t)}/D·‖F_θ − F_θ⁻ − g‖² − w_φ(t),
+
+  w(t) = 1/(σ_d·tan t) (sCM's prior weighting) or 1. Its gradient in θ at
+  θ = θ⁻ is −2·w·e^{w_φ}/D·g·∂F_θ/∂θ, the continuous-time consistency
+  gradient (sCM eq. 8)."""
+  t_key, z_key = jax.random.split(key)
+  t = trigflow_time(t_key, x0.shape[0], p_mean=p_mean, p_std=p_std,
+                    sigma_data=sigma_data)
+  z = sigma_data * jax.random.normal(z_key, x0.shape)
+  cos, sin = expand_to(jnp.cos(t), x0), expand_to(jnp.sin(t), x0)
+  x_t = cos * x0 + sin * z
+  dxdt = cos * z - sin * x0 if velocity is None else velocity(x_t, t)
+  f_minus, g = scm_tangent(target, x_t, t, jax.lax.stop_gradient(dxdt),
+                           sigma_data=sigma_data, warmup=warmup)
+  if tangent_c > 0:
+    g = normalize_tangent(g, tangent_c)
+  f_theta, log_w = online(x_t / sigma_data, t)
+  prior = 1.0 / (sigma_data * jnp.tan(t)) if prior_weighting else 1.0
+  dim = math.prod(x0.shape[1:])
+  return (prior * jnp.exp(log_w) / dim * l2(f_theta, f_minus + g)
+          - log_w)
+
+
 def _all_starts(key, batch_size, ts, skip, num_scales):
   """LCM Alg. 1: n ~ U⟦0, N − 1 − k⟧ (0-based), any of the N − k pairs
   (t_n, t_{n+k}); the indices (n, n + k)."""

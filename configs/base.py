@@ -27,14 +27,15 @@ def get_base_config():
   # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher;
   # lcd / lcf: latent consistency distillation / fine-tuning (LCM Alg. 1 / 4);
   # ae: the KL autoencoder whose latents data.source=latents serves;
-  # ect: ECT's continuous-time CT (from scratch, or tuning an edm run).
+  # ect: ECT's continuous-time CT (from scratch, or tuning an edm run);
+  # sct / scd: sCM's continuous-time CT / CD on process=trigflow.
   c.method = "ct"
 
   c.teacher = ml_collections.ConfigDict()
-  c.teacher.workdir = ""  # cd, lcd: an edm run (its latest EMA); lcf: the LCM;
-  #                         ect: the edm run it tunes ("" = from scratch).
+  c.teacher.workdir = ""  # cd, lcd, scd: an edm run (its latest EMA); lcf: the
+  #                         LCM; ect, sct: the edm run tuned ("" = scratch).
   c.teacher.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
-  c.teacher.init_student = False  # cd: start θ = θ⁻ = φ (needs its network).
+  c.teacher.init_student = False  # cd, lcd, scd: start θ = θ⁻ = φ (its network).
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "digits"  # digits | toy2d | npz | tfds | latents.
@@ -106,8 +107,11 @@ def get_base_config():
   # (override that one), so the data source reads it from config.data.
   c.data.sigma_data = c.diffusion.get_ref("sigma_data")
 
-  # ve: EDM's x0 + t·z (CM, iCT); vp: LCM's DDPM α(t)·x0 + σ(t)·z, ε-prediction.
+  # ve: EDM's x0 + t·z (CM, iCT); vp: LCM's DDPM α(t)·x0 + σ(t)·z, ε-prediction;
+  # trigflow: sCM's cos t·x0 + sin t·z, z ~ N(0, σ_d²I), t ∈ [0, arctan(σ_max/σ_d)].
   c.process = "ve"
+  c.trigflow = ml_collections.ConfigDict()
+  c.trigflow.time_scale = 1.0  # c_noise(t) = this·t (sCM: t).
   c.vp = ml_collections.ConfigDict()
   c.vp.num_timesteps = 1000  # T: DDPM steps t ∈ {0, …, T − 1}.
   c.vp.beta_schedule = "scaled_linear"  # scaled_linear (SD, LCM) | linear (DDPM).
@@ -132,6 +136,10 @@ def get_base_config():
   c.ect.b = 1.0
   c.ect.stage_steps = 25_000  # Iterations per stage, s = ⌊k / this⌋ (ECT
   #                             CIFAR-10: 250 ticks × 12.8 kimg / batch 128).
+  c.scm = ml_collections.ConfigDict()  # sct, scd (sCM Alg. 1); t ~ loss.p_mean/p_std
+  c.scm.tangent_c = 0.1  # Tangent normalisation g/(‖g‖ + c); ≤ 0 = off.
+  c.scm.warmup_steps = 10_000  # Tangent warm-up r = min(1, k/H); 0 = off.
+  c.scm.prior_weighting = True  # w(t) = 1/(σ_d·tan t) on the loss.
   c.cfg = ml_collections.ConfigDict()
   c.cfg.label_dropout = 0.1  # edm, conditional: p(label → null, context → 0) for CFG.
 

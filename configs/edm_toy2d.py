@@ -12,6 +12,12 @@ guidance), on a 4-mode mixture whose classes (modes) overlap:
   python launch.py --config=configs/edm_toy2d.py:cond --workdir=runs/edm_toy2d_cond \\
       --mode=sample --config.sample.guidance=2   # DDIM, 50 steps, CFG w = 2
 
+``:trigflow`` is the same unconditional teacher on sCM's TrigFlow process
+(F trained by flow matching in v, sCM §2.1; DDIM sampling along EDM's grid
+in t), the teacher of configs/scd_toy2d.py:
+
+  python launch.py --config=configs/edm_toy2d.py:trigflow --workdir=runs/trigflow_toy2d
+
 ``:context`` is the same teacher conditioned on a context vector instead of a
 label: each mode has a fixed random unit vector in 8-D (plus noise of std
 0.1 per example), and the MLP sees only that vector (model.context_dim = 8,
@@ -24,7 +30,7 @@ no label embedding), as a text-conditioned model sees a text embedding:
 
 from configs import base, toy2d
 
-ARGS = (None, "cond", "context")  # file.py:arg values; None = no arg.
+ARGS = (None, "cond", "context", "trigflow")  # file.py:arg values.
 
 
 def set_class_conditional_toy(c):
@@ -70,8 +76,11 @@ def get_config(arg=None):
   c.train.checkpoint_every = 2000
   c.train.sample_every = 2000
   c.sample.ode_steps = 18  # EDM Heun: 35 NFE
-  if arg is None:
+  if arg in (None, "trigflow"):
     set_teacher_mlp(c)
+  if arg == "trigflow":  # sCM's TrigFlow teacher (flow matching in v)
+    c.process = "trigflow"
+    c.sample.ts = ()
   if arg in ("cond", "context"):
     (set_class_conditional_toy if arg == "cond" else
      set_context_conditional_toy)(c)

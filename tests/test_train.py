@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cm_jax import sharding
+from cm_jax import checkpoint, sharding
 from cm_jax import experiment
 from cm_jax.modes import evaluate as eval_mode
 from cm_jax.modes import sample as sample_mode
@@ -126,12 +126,61 @@ class TrainTest(chex.TestCase):
     """A run killed after step 5 (its checkpoint at 4, metrics up to 5 and a
     torn line) resumes to the same metrics and bit-identical state (CPU, one
     device): data position, dropout keys, optimizer, θ⁻, EMA, curriculum."""
-    tmp = make_tempdir(self)
-    full, part = os.path.join(tmp, "full"), os.path.join(tmp, "part")
     config = tiny_toy_config(num_steps=8)
     config.model.dropout = 0.1  # per-step keys must resume
     config.curriculum.name = "ct"  # N(k) grows over the 8 steps ...
     config.target.ema = "adaptive"  # ... and θ⁻ ≠ θ, μ(k) follows it
+    rows, _ = self._assert_resumes_bit_exactly(config)
+    self.assertGreater(len({r["num_scales"] for r in rows}), 1)
+
+  def test_ect_resumes_bit_exactly_across_its_stages(self):
+    """ECT from scratch, its stage s = ⌊k/3⌋ changing during the run."""
+    config = tiny_toy_config(num_steps=8)
+    config.method, config.loss.metric = "ect", "l2_norm"
+    config.ect.stage_steps = 3
+    config.model.dropout = 0.1
+    rows, _ = self._assert_resumes_bit_exactly(config)
+    self.assertEqual([r["ect_stage"] for r in rows], [0, 0, 0, 1, 1, 1, 2, 2])
+
+  def test_sct_resumes_bit_exactly_with_its_adaptive_weight(self):
+    """sCT with the learned w_φ (its head is part of θ, the optimizer state
+    and the EMA) and the tangent warm-up half done at the interruption."""
+    config = tiny_toy_config(num_steps=8)
+    config.method, config.process = "sct", "trigflow"
+    config.model.adaptive_weight = True
+    config.model.dropout = 0.1
+    config.scm.warmup_steps = 6
+    rows, state = self._assert_resumes_bit_exactly(config)
+    self.assertEqual(rows[-1]["tangent_warmup"], 1.0)
+    self.assertLess(rows[0]["tangent_warmup"], 1.0)
+    head = state.online["adaptive_weight"]["out"]["kernel"]
+    self.assertGreater(float(jnp.abs(head).max()), 0.0)  # w_φ trained (init 0)
+
+  def test_scd_starts_from_its_trigflow_teacher_and_resumes_bit_exactly(self):
+    """sCD from a TrigFlow teacher run (method=edm, process=trigflow): the
+    student starts as the teacher plus a zero w_φ head, trains, resumes."""
+    teacher_dir = os.path.join(make_tempdir(self), "teacher")
+    teacher = tiny_toy_config(num_steps=2)
+    teacher.method, teacher.process = "edm", "trigflow"
+    teacher.sample.ode_steps = 4
+    taught = train_mode.train(teacher, teacher_dir,
+                              sharding.make_mesh(jax.devices()[:1]))
+    config = tiny_toy_config(num_steps=8)
+    config.method, config.process = "scd", "trigflow"
+    config.model.adaptive_weight = True
+    config.teacher.workdir, config.teacher.init_student = teacher_dir, True
+    fresh = make_tempdir(self)
+    exp = experiment.Experiment(config, fresh,
+                                sharding.make_mesh(jax.devices()[:1]))
+    start, _ = exp.initial_state(checkpoint.make_manager(fresh))
+    chex.assert_trees_all_equal(start.online["layer0"], taught.ema["layer0"])
+    self._assert_resumes_bit_exactly(config)
+
+  def _assert_resumes_bit_exactly(self, config):
+    """Trains ``config`` uninterrupted and killed after step 5 then resumed;
+    returns the metrics rows after checking they and the state agree."""
+    tmp = make_tempdir(self)
+    full, part = os.path.join(tmp, "full"), os.path.join(tmp, "part")
     one = lambda: sharding.make_mesh(jax.devices()[:1])
     final_full = train_mode.train(config, full, one())
     with mock.patch.object(preemption.GracefulStop, "requested",
@@ -147,10 +196,10 @@ class TrainTest(chex.TestCase):
                               for r in rows]
     self.assertEqual(drop_rate(read_metrics(part)), drop_rate(read_metrics(full)))
     self.assertLen(read_metrics(full), 8)
-    self.assertGreater(len({r["num_scales"] for r in read_metrics(full)}), 1)
     for item in ("online", "target", "ema", "opt_state"):
       chex.assert_trees_all_equal(getattr(final_part, item),
                                   getattr(final_full, item))
+    return read_metrics(full), final_full
 
   def test_checkpoint_from_four_devices_restores_on_one(self):
     tmp = make_tempdir(self)

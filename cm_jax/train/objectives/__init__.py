@@ -13,6 +13,8 @@ from cm_jax.train.objectives.base import (CURRICULA, SAMPLER_KINDS,
 from cm_jax.train.objectives.consistency import (ConsistencyDistillation,
                                                  ConsistencyTraining,
                                                  EasyConsistencyTraining)
+from cm_jax.train.objectives.continuous import (
+    SimplifiedConsistencyDistillation, SimplifiedConsistencyTraining)
 from cm_jax.train.objectives.diffusion import (DenoisingScoreMatching,
                                                DiffusionTeacher,
                                                NoisePrediction)
@@ -26,7 +28,9 @@ METHODS = {
     "ct": ConsistencyTraining,  # CM Alg. 3, iCT
     "cd": ConsistencyDistillation,  # CM Alg. 2
     "ect": EasyConsistencyTraining,  # ECT (Geng et al. 2024)
-    "edm": DiffusionTeacher,  # EDM eq. 8 (VE) / DDPM ε-prediction (VP)
+    "sct": SimplifiedConsistencyTraining,  # sCM Alg. 1 (Lu & Song 2024)
+    "scd": SimplifiedConsistencyDistillation,  # sCM Alg. 1, distillation
+    "edm": DiffusionTeacher,  # EDM eq. 8 (VE) / DDPM ε (VP) / TrigFlow v
     "lcd": LatentConsistencyDistillation,  # LCM Alg. 1
     "lcf": LatentConsistencyFinetuning,  # LCM Alg. 4
     "ae": AutoencoderLoss,  # the KL autoencoder of latent models

@@ -1,5 +1,6 @@
-"""The diffusion teachers that CD and LCD distil: EDM's denoiser (VE) and
-the DDPM ε-prediction network of LCM (VP). No target network: μ = 0."""
+"""The diffusion teachers that CD, LCD and sCD distil: EDM's denoiser (VE),
+the DDPM ε-prediction network of LCM (VP) and sCM's TrigFlow model. No
+target network: μ = 0."""
 
 import dataclasses
 
@@ -7,6 +8,7 @@ import jax.numpy as jnp
 
 from cm_jax import losses, processes
 from cm_jax.train.objectives.base import Needs
+from cm_jax.train.objectives.continuous import TrigFlowDiffusion
 
 # Conditional teachers train with label dropout, for classifier-free guidance.
 TEACHER_NEEDS = Needs(label_dropout=True, sampler="diffusion")
@@ -44,7 +46,8 @@ class NoisePrediction:
 
 
 class DiffusionTeacher:
-  """method=edm: EDM's objective on the VE process, ε-prediction on VP."""
+  """method=edm: EDM's objective on the VE process, ε-prediction on VP,
+  TrigFlow's flow matching (sCM §2.1) on TrigFlow."""
 
   needs = TEACHER_NEEDS
 
@@ -54,5 +57,8 @@ class DiffusionTeacher:
     process = processes.make_process(config)
     if isinstance(process, processes.VP):
       return NoisePrediction(diffusion=process)
+    if isinstance(process, processes.TrigFlow):  # sCM's teacher
+      return TrigFlowDiffusion(p_mean=config.loss.p_mean,
+                               p_std=config.loss.p_std, diffusion=process)
     return DenoisingScoreMatching(p_mean=config.loss.p_mean,
                                   p_std=config.loss.p_std, diffusion=process)

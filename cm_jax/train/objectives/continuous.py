@@ -1,0 +1,123 @@
+"""sCM on TrigFlow (Lu & Song 2024): the TrigFlow diffusion teacher, sCT and
+sCD (sCM Alg. 1). Networks are raw, ``net(x_in, c_noise)``; here they become
+functions of TrigFlow time, F(x_t/σ_d, t) = net(x_t/σ_d, c_noise(t))."""
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from cm_jax import losses, processes
+from cm_jax.train.objectives.base import Needs
+
+# sCT and sCD start from a TrigFlow diffusion model (sCM Alg. 1: θ ←
+# θ_pretrain), whose network they share up to the w_φ head.
+_TEACHER = dict(teacher=("edm",),
+                teacher_what="a trained TrigFlow teacher (method=edm, "
+                             "process=trigflow)",
+                same_process_as_teacher=True,
+                student_may_add=("adaptive_weight",), forward_mode=True)
+
+
+def check_trigflow(config):
+  if config.process != "trigflow":
+    raise ValueError(f"method={config.method} runs on sCM's TrigFlow process;"
+                     " set --config.process=trigflow.")
+
+
+def in_time(net, process):
+  """F(x_in, t) = net(x_in, c_noise(t)), a function of TrigFlow time."""
+  return lambda x_in, t, **kw: net(x_in, process.c_noise(t), **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrigFlowDiffusion:
+  """The TrigFlow diffusion teacher (``losses.trigflow_diffusion_loss``):
+  method=edm with process=trigflow."""
+
+  needs = Needs(label_dropout=True, sampler="diffusion")
+  p_mean: float
+  p_std: float
+  diffusion: processes.TrigFlow
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    d = self.diffusion
+    loss = losses.trigflow_diffusion_loss(
+        in_time(online, d), x0, key, p_mean=self.p_mean, p_std=self.p_std,
+        sigma_data=d.sigma_data)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SimplifiedConsistencyTraining:
+  """sCT (sCM Alg. 1, dx_t/dt = cos t·z − sin t·x0): θ⁻ = stopgrad θ, the
+  tangent warm-up r = min(1, k/H), tangent normalisation, the prior
+  weighting 1/(σ_d·tan t) and, with model.adaptive_weight, the learned
+  w_φ(t). With ``teacher.workdir`` it starts from a TrigFlow diffusion
+  run's EMA weights (sCM: θ ← θ_pretrain); empty: from scratch."""
+
+  needs = Needs(**_TEACHER, init_from_teacher="always", teacher_optional=True)
+  p_mean: float
+  p_std: float
+  tangent_c: float
+  warmup_steps: int
+  prior_weighting: bool
+  adaptive: bool
+  diffusion: processes.TrigFlow
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    del example_shape
+    check_trigflow(config)
+    scm = config.scm
+    if scm.warmup_steps < 0:
+      raise ValueError(f"scm.warmup_steps={scm.warmup_steps} must be ≥ 0 "
+                       "(0 = no tangent warm-up).")
+    return cls(p_mean=float(config.loss.p_mean),
+               p_std=float(config.loss.p_std),
+               tangent_c=float(scm.tangent_c),
+               warmup_steps=int(scm.warmup_steps),
+               prior_weighting=bool(scm.prior_weighting),
+               adaptive=bool(config.model.adaptive_weight),
+               diffusion=processes.make_process(config))
+
+  def warmup(self, step):
+    """r = min(1, k/H) (sCM Alg. 1, tangent warm-up); 1 when H = 0."""
+    if not self.warmup_steps:
+      return jnp.float32(1.0)
+    return jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / self.warmup_steps)
+
+  def _online(self, online):
+    """(x_in, t) → (F_θ, w_φ(t)); w_φ ≡ 0 without the adaptive head."""
+    f = in_time(online, self.diffusion)
+    if self.adaptive:
+      return lambda x_in, t: f(x_in, t, return_weight=True)
+    return lambda x_in, t: (f(x_in, t), jnp.zeros_like(t))
+
+  def _loss(self, online, target, x0, key, step, velocity):
+    d = self.diffusion
+    r = self.warmup(step)
+    loss = losses.continuous_consistency_loss(
+        self._online(online), in_time(target, d), x0, key, velocity=velocity,
+        sigma_data=d.sigma_data, p_mean=self.p_mean, p_std=self.p_std,
+        warmup=r, tangent_c=self.tangent_c,
+        prior_weighting=self.prior_weighting)
+    return loss, {"target_mu": jnp.float32(0.0), "tangent_warmup": r}
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del teacher
+    return self._loss(online, target, x0, key, step, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimplifiedConsistencyDistillation(SimplifiedConsistencyTraining):
+  """sCD (sCM Alg. 1, dx_t/dt = σ_d·F_pretrain(x_t/σ_d, t), the TrigFlow
+  teacher's PF-ODE); starts from the teacher with teacher.init_student."""
+
+  needs = Needs(**_TEACHER, teacher_in_step=True, init_from_teacher="option")
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    d = self.diffusion
+    teacher_f = in_time(teacher, d)
+    velocity = lambda x_t, t: d.sigma_data * teacher_f(x_t / d.sigma_data, t)
+    return self._loss(online, target, x0, key, step, velocity)
