@@ -334,8 +334,8 @@ def check_editable(config, what):
   """``what`` (CM Alg. 4 editing, the 2-step τ search) needs a consistency
   model of pixels on the VE process; a one-line refusal otherwise."""
   if objectives.needs_of(config.method).sampler != "consistency":
-    raise ValueError(f"{what} needs a consistency model (method=ct, cd, lcd "
-                     f"or lcf), not method={config.method}.")
+    raise ValueError(f"{what} needs a consistency model (method=ct, cd, ect,"
+                     f" lcd, lcf, sct or scd), not method={config.method}.")
   if config.process != "ve":
     raise ValueError(f"{what} is written for the VE process x_t = x + t·z "
                      "(CM Alg. 1, 4 renoise with √(t² − ε²)·z); "
