@@ -163,3 +163,27 @@ def test_tangent_normalisation_and_adaptive_weight():
   np.testing.assert_allclose(
       losses.continuous_consistency_loss(hit, target, x0, key, sigma_data=SD),
       -log_w, atol=1e-6)
+
+
+def test_one_and_two_step_sampling_with_the_exact_F_give_the_data():
+  """Through ``generate.SAMPLERS``' default for TrigFlow (LCM Alg. 3's
+  renoise x_τ = cos τ·x + sin τ·σ_d·z): x_T ~ N(0, σ_d²I) at t_max, and the
+  2-step sampler through sCM's t = 1.1, both give samples of std s."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from cm_jax import generate, keys  # pylint: disable=g-import-not-at-top
+  process = processes.TrigFlow(sigma_data=SD)
+  config = ml_collections.ConfigDict(dict(
+      process="trigflow", sample=dict(sampler="", ts=(1.1,))))
+  f = process.consistency_fn(exact_F)
+  for steps in (1, 2):
+    name = generate.sampler_name(config, "consistency", steps)
+    times = generate.sample_times(config.sample, steps, process)
+    x = generate.SAMPLERS[name].run(
+        f, keys.per_example(jax.random.key(6), 0, 4000), (4000, DIM),
+        jnp.asarray(times, jnp.float32), process, config.sample)
+    np.testing.assert_allclose(float(jnp.std(x)), S, rtol=0.03)
+  assert generate.sample_times(config.sample, 2, process) == (1.1,)
+  config.sample.ts = ()  # default: the interior of the process's grid
+  want = float(np.arctan(np.asarray(
+      processes.VE().grid(4))[2] / SD))
+  assert generate.sample_times(config.sample, 3, process)[0] == want
