@@ -1,0 +1,28 @@
+"""ECT (Geng et al. 2024) on the 8×8 digits: the quickstart's network and
+run, ECT's objective.
+
+  python launch.py --config=configs/ect_digits.py --workdir=runs/ect_digits
+  python launch.py --config=configs/ect_digits.py --workdir=runs/ect_digits \\
+      --mode=eval --config.eval.num=1000
+
+ECT's CIFAR-10 objective (configs/ect_cifar10.py: q = 2, k = 8, b = 1, the
+ℓ2 norm, λ(t) = 1/t² + 1/σ_d², ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ) from
+scratch, its 8 stages compressed into the quickstart's 2,000 steps (250
+each), with the quickstart's UNet, optimiser, batch and EMA.
+"""
+
+from configs import base, quickstart
+
+ARGS = (None,)  # file.py:arg values; None = no arg.
+
+
+def get_config(arg=None):
+  base.check_arg(arg, ARGS)
+  c = quickstart.get_config()
+  c.method = "ect"
+  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
+  c.ect.stage_steps = 250  # 8 stages in 2,000 steps, as ECT's 200k / 25k
+  c.loss.metric = "l2_norm"
+  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
+  c.target.ema, c.target.mu = "fixed", 0.0
+  return c
