@@ -16,7 +16,10 @@ from flax import traverse_util
 
 from cm_jax import checkpoint
 
-PROCESS_FIELDS = ("process", "vp", "diffusion")
+PROCESS_FIELDS = ("process", "vp", "diffusion", "trigflow")
+# The config groups that define each process's (α, σ) and network input.
+PROCESS_GROUPS = {"ve": ("diffusion",), "vp": ("vp",),
+                  "trigflow": ("diffusion", "trigflow")}
 
 
 def load_teacher(config, needs, mesh, example_shape):
@@ -56,7 +59,8 @@ def _check_same_latents(saved_data, data, workdir):
 
 
 def _check_same_process(saved_config, config, workdir):
-  """LCD and LCF must run on the process (α, σ) their teacher or LCM used."""
+  """LCD, LCF, ECT and sCM must run on the process (α, σ and, for TrigFlow,
+  c_noise) their teacher or starting run used."""
   saved = {k: saved_config.get(k, "ve" if k == "process" else {})
            for k in PROCESS_FIELDS}
   saved_name = saved["process"]
@@ -64,11 +68,11 @@ def _check_same_process(saved_config, config, workdir):
     raise ValueError(f"{workdir} was trained with process={saved_name!r}, this "
                      f"run has process={config.process!r}; set "
                      f"--config.process={saved_name}.")
-  group = "vp" if saved_name == "vp" else "diffusion"
-  diff = checkpoint.config_differences(saved, config, group)
-  if diff:
-    raise ValueError(f"{workdir} was trained with another noise process "
-                     f"({', '.join(diff)}); match config.{group} to it.")
+  for group in PROCESS_GROUPS.get(saved_name, ("diffusion",)):
+    diff = checkpoint.config_differences(saved, config, group)
+    if diff:
+      raise ValueError(f"{workdir} was trained with another noise process "
+                       f"({', '.join(diff)}); match config.{group} to it.")
 
 
 def check_student_matches(teacher_meta, config, may_add=()):

@@ -175,6 +175,9 @@ class TrainTest(chex.TestCase):
     start, _ = exp.initial_state(checkpoint.make_manager(fresh))
     chex.assert_trees_all_equal(start.online["layer0"], taught.ema["layer0"])
     self._assert_resumes_bit_exactly(config)
+    config.trigflow.time_scale = 2.0  # another c_noise(t) than the teacher's
+    with self.assertRaisesRegex(ValueError, "trigflow.time_scale: 1.0 there"):
+      _ = experiment.Experiment(config, fresh).teacher
 
   def _assert_resumes_bit_exactly(self, config):
     """Trains ``config`` uninterrupted and killed after step 5 then resumed;
