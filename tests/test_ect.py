@@ -48,11 +48,13 @@ def test_pair_loss_approaches_the_continuous_time_limit():
   x0 = 0.5 * jax.random.normal(kx, (4, 2))
   z = jax.random.normal(kz, (4, 2))
   t = jnp.full((4,), 0.7)
-  _, dfdt = jax.jvp(lambda t: f(x0 + t[:, None] * z, t), (t,), (jnp.ones(4),))
+  _, dfdt = jax.jit(lambda t: jax.jvp(lambda t: f(x0 + t[:, None] * z, t),
+                                      (t,), (jnp.ones(4),)))(t)
   limit = losses.ect_weight(t) * jnp.linalg.norm(dfdt, axis=-1)
+  pair_loss = jax.jit(lambda r: losses.ect_pair_loss(f, f, x0, z, t, r))
   errors = []
   for dt in (1e-1, 1e-2, 1e-3):
-    per_pair = losses.ect_pair_loss(f, f, x0, z, t, t - dt)
+    per_pair = pair_loss(t - dt)
     errors.append(float(jnp.max(jnp.abs(per_pair / dt - limit) / limit)))
   assert errors[0] > 5 * errors[1] > 25 * errors[2], errors
   assert errors[2] < 2e-3, errors
@@ -67,16 +69,16 @@ def test_boundary_target_and_lognormal_t():
   key = jax.random.key(3)
   t = float(np.exp(-2.0))
   assert losses.ect_mapping(t, 0) < 0
-  got = losses.easy_consistency_training_loss(f, f, x0, key, stage=0,
-                                              p_mean=-2.0, p_std=0.0)
+  loss = jax.jit(lambda stage: losses.easy_consistency_training_loss(
+      f, f, x0, key, stage=stage, p_mean=-2.0, p_std=0.0))
+  got = loss(0)
   z = jax.random.normal(jax.random.split(key)[1], x0.shape)
   tt = jnp.full((4,), t, jnp.float32)
   want = (1 / t ** 2 + 1 / 0.25) * jnp.linalg.norm(
-      f(x0 + t * z, tt) - (x0 + 0.002 * z), axis=-1)
+      jax.jit(f)(x0 + t * z, tt) - (x0 + 0.002 * z), axis=-1)
   np.testing.assert_allclose(got, want, rtol=1e-5)
   # At a late stage r is near t and the loss is small against it.
-  late = losses.easy_consistency_training_loss(f, f, x0, key, stage=12,
-                                               p_mean=-2.0, p_std=0.0)
+  late = loss(12)
   assert float(late.max()) < 1e-2 * float(got.min())
 
 

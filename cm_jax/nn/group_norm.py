@@ -162,7 +162,8 @@ def _forward(x, scale, bias, num_groups, epsilon, silu):
 def _jvp(num_groups, epsilon, silu, primals, tangents):
   """The tangent in closed form (module docstring), written in plain jnp so
   that autodiff can transpose it (reverse mode) and differentiate it again
-  (reverse mode through a JVP, as sCM's loss needs)."""
+  (reverse mode through a JVP: a loss on a JVP of θ itself, or
+  second-order methods; sCM's JVP is of θ⁻, under stop_gradient)."""
   x, scale, bias = primals
   dx, dscale, dbias = tangents
   bs, h, w, c = x.shape
