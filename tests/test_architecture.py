@@ -116,6 +116,9 @@ def test_sampler_table_defaults_and_names():
   c.process = "vp"
   assert generate.sampler_name(c, "consistency", 4) == "lcm_multistep"
   assert generate.sampler_name(c, "diffusion", 1) == "ddim"
+  c.process = "trigflow"
+  assert generate.sampler_name(c, "consistency", 1) == "lcm_multistep"
+  assert generate.sampler_name(c, "diffusion", 1) == "ddim"
   c.sample.sampler = "ddim"
   assert generate.sampler_name(c, "consistency", 1) == "ddim"
   model = nn.get_model(c.model)
@@ -124,17 +127,19 @@ def test_sampler_table_defaults_and_names():
     generate.make_sampler(model, None, (4, 2), "nope", c)
 
 
-@pytest.mark.parametrize("mode", [edit_mode.edit, search_mode.search])
-def test_a_vp_lcm_is_refused_in_one_line(mode, tmp_path):
-  """CM Alg. 4 and the τ search renoise as the VE process does; a VP LCM
-  (LCM's recipe) is refused before anything is loaded, saying why."""
+def test_a_vp_lcm_is_refused_in_one_line(tmp_path):
+  """CM Alg. 4 renoises as the VE process does; a VP LCM (LCM's recipe) is
+  refused before anything is loaded, saying why. The τ search runs on any
+  process (its sampler renoises by the process), but on pixels only."""
   c = lcd_digits.get_config()
   assert c.process == "vp"
   with pytest.raises(ValueError) as e:
-    mode(c, str(tmp_path))
+    edit_mode.edit(c, str(tmp_path))
   message = str(e.value)
   assert "\n" not in message and "VE process" in message
   assert "process=vp" in message
+  with pytest.raises(ValueError, match="works on pixels"):
+    search_mode.search(c, str(tmp_path))
 
 
 def test_a_diffusion_teacher_is_refused_by_edit_and_search(tmp_path):

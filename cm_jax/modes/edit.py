@@ -330,13 +330,14 @@ def save_edit(outputs, reference, prefix):
                         scale=max(1, 64 // h))
 
 
-def check_editable(config, what):
+def check_editable(config, what, any_process=False):
   """``what`` (CM Alg. 4 editing, the 2-step τ search) needs a consistency
-  model of pixels on the VE process; a one-line refusal otherwise."""
+  model of pixels, on the VE process unless ``any_process``; a one-line
+  refusal otherwise."""
   if objectives.needs_of(config.method).sampler != "consistency":
     raise ValueError(f"{what} needs a consistency model (method=ct, cd, ect,"
                      f" lcd, lcf, sct or scd), not method={config.method}.")
-  if config.process != "ve":
+  if config.process != "ve" and not any_process:
     raise ValueError(f"{what} is written for the VE process x_t = x + t·z "
                      "(CM Alg. 1, 4 renoise with √(t² − ε²)·z); "
                      f"process={config.process} runs are not supported: "

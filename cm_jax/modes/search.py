@@ -1,7 +1,8 @@
 """The best intermediate time τ of 2-step sampling (CM §6, Alg. 1 with N = 2).
 
 As in the CM code (``scripts/ternary_search.py``), τ is searched among the
-points of an EDM grid of ``search.steps`` times, T = t_0 > … > t_{S−1} = ε, by
+points of the process's grid of ``search.steps`` times (VE: EDM's, T = t_0 >
+… > t_{S−1} = ε; TrigFlow: the same σs as t = arctan(σ/σ_d)), by
 a ternary search over the index, minimising a metric of the samples (FID for
 images there). Every τ is sampled from the same noise (common random numbers),
 so the metric is a smooth function of τ rather than a noisy one.
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from cm_jax import generate, registry, schedules, visualize
+from cm_jax import generate, registry, visualize
 from cm_jax.evaluation import fid
 from cm_jax.experiment import load_trained
 from cm_jax.modes.edit import check_editable
@@ -152,25 +153,26 @@ def search(config, workdir, mesh=None):
 
   Writes DIR/search/two_step_<step>.md (the table) and .json.
   """
-  check_editable(config, "--mode=search (the 2-step τ search)")
+  check_editable(config, "--mode=search (the 2-step τ search)",
+                 any_process=True)
   exp, ema, meta = load_trained(config, workdir, mesh)
   sc = config.search
   num = min(sc.num, exp.source.num_examples)
   reference = exp.source.get(np.arange(num))["x"]
   metric_name, metric = make_metric(sc.metric, reference, exp.source.is_image,
                                     exp.source)
-  # CM Alg. 1 with the intermediate times as an input: one compilation.
+  # CM Alg. 1 (LCM Alg. 3 for VP and TrigFlow) with the intermediate times
+  # as an input: one compilation.
   gen = generate.Generator(
-      exp.model, config, exp.source.example_shape, "multistep",
+      exp.model, config, exp.source.example_shape,
+      generate.sampler_name(config, "consistency", 2),
       batch=min(config.sample.batch_size, num),
       contexts=generate.sample_contexts(
           getattr(exp.model, "context_dim", 0), config.sample.context,
           exp.source, num))
   key = jax.random.key(sc.seed)
   sample = lambda ts: gen(ema, num, key, jnp.asarray(ts, jnp.float32))
-  p = exp.process
-  grid = np.asarray(schedules.karras_sigmas(
-      sc.steps, p.sigma_min, p.sigma_max, p.rho))[::-1]
+  grid = np.asarray(exp.process.grid(sc.steps))[::-1]  # VE: EDM's σ grid
   result = search_two_step(lambda t: sample([t]), metric, grid,
                            one_step=lambda: sample([]))
   _write(result, metric_name, num, meta["step"],
