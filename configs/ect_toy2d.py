@@ -12,7 +12,7 @@ ECT's CIFAR-10 objective (configs/ect_cifar10.py: q = 2, k = 8, b = 1, the
 its 8 stages compressed into configs/toy2d.py's 8,000 steps (a stage per
 1,000), and that recipe's MLP and optimiser (the iCT toy). ``:tune`` starts
 from an EDM teacher's EMA weights (configs/edm_toy2d.py, its 512 × 4 MLP),
-ECT's consistency tuning.
+ECT's consistency tuning, at lr 1e-4.
 """
 
 from configs import base, edm_toy2d, toy2d
@@ -33,4 +33,8 @@ def get_config(arg=None):
   if arg == "tune":
     edm_toy2d.set_teacher_mlp(c)  # the teacher's network, to start from it
     c.teacher.workdir = "runs/edm_toy2d"
+    # The 512 × 4 MLP at the toy's lr 1e-3 died at step ~4,800 (a gradient
+    # spike, then constant output: every sample at the mean); lr 1e-4 is
+    # also what CD tunes this network with (configs/cd_toy2d.py).
+    c.optim.lr = 1e-4
   return c
