@@ -16,6 +16,7 @@ import numpy as np
 
 from cm_jax import checkpoint, generate, nn, processes, sharding, teacher
 from cm_jax import visualize
+from cm_jax.data import augment as augment_lib
 from cm_jax.data import get_source, latents
 from cm_jax.evaluation import evaluate as evaluate_lib
 from cm_jax.evaluation import fid
@@ -137,7 +138,10 @@ class Experiment:
         sharding.replicated(self.mesh), steps_per_dispatch=steps_per_dispatch,
         model=self.model, tx=self.tx, objective=self.objective,
         lr_schedule=optim.learning_rate_schedule(config.optim),
-        ema_decay=config.train.ema_decay, teacher_model=teacher_model,
+        ema_decay=config.train.ema_decay,
+        ema_rampup_ratio=config.train.ema_rampup_ratio,
+        augment=augment_lib.from_config(config.augment),
+        teacher_model=teacher_model,
         label_dropout=(config.cfg.label_dropout if self.needs.label_dropout
                        else 0.0),
         skip_nonfinite=config.train.nonfinite == "skip")

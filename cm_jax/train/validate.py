@@ -8,6 +8,8 @@ with a one-line message that says what to change.
 
 import math
 
+from cm_jax.data.augment import AUGMENT_DIM
+
 MODEL_INPUTS = {"mlp": (1, "vectors [B, D] (2-D data)"),
                 "unet": (3, "images [B, H, W, C]"),
                 "autoencoder": (3, "images [B, H, W, C]")}
@@ -49,7 +51,31 @@ def check_experiment(config, source):
     raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
                      f"gives examples of shape {shape}; set "
                      "--config.loss.metric=l2 (or pseudo_huber).")
+  _check_augment(config, shape)
   _check_rates(config)
+
+
+def _check_augment(config, shape):
+  """EDM's augmentation warps images and feeds its labels to a UNet."""
+  p, dim = config.augment.p, config.model.get("augment_dim", 0)
+  if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+    raise ValueError(f"augment.p={p} must lie in [0, 1]; set --config.augment.p=...")
+  if p > 0 and len(shape) != 3:
+    raise ValueError(f"augment.p={p} transforms images, but data.source="
+                     f"{config.data.source!r} gives examples of shape {shape}; "
+                     "set --config.augment.p=0.")
+  if p > 0 and (config.model.name != "unet" or dim != AUGMENT_DIM):
+    raise ValueError(f"augment.p={p} feeds the network EDM's {AUGMENT_DIM} "
+                     "augmentation labels (non-leaky augmentation); set "
+                     f"--config.model.augment_dim={AUGMENT_DIM} (a unet), or "
+                     "--config.augment.p=0.")
+  if dim and dim != AUGMENT_DIM:
+    raise ValueError(f"model.augment_dim={dim}: EDM's augmentation has "
+                     f"{AUGMENT_DIM} labels; set --config.model.augment_dim="
+                     f"{AUGMENT_DIM} or 0.")
+  if config.train.ema_rampup_ratio < 0:
+    raise ValueError(f"train.ema_rampup_ratio={config.train.ema_rampup_ratio}"
+                     " must be ≥ 0 (0 = no ramp-up; EDM: 0.05).")
 
 
 def _check_autoencoder(model, shape, data):
