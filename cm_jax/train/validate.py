@@ -13,11 +13,22 @@ MODEL_INPUTS = {"mlp": (1, "vectors [B, D] (2-D data)"),
                 "autoencoder": (3, "images [B, H, W, C]")}
 
 
+# Tuple-valued fields and the type of their elements: an override such as
+# --config.model.ch_mult=1.5 passes the locked config (it takes any value
+# for a tuple field) and would fail deep inside the network.
+TUPLE_FIELDS = {"model.ch_mult": int, "model.attn_resolutions": int,
+                "model.resample_filter": (int, float), "sample.ts": (int, float),
+                "sample.labels": int, "eval.steps": int, "edit.ts": (int, float)}
+
+
 def check_experiment(config, source):
   """Raises ValueError if ``config`` cannot train on ``source``'s examples."""
+  check_tuple_fields(config)
   shape = tuple(source.example_shape)
   model = config.model
   data = f"data.source={config.data.source!r}"
+  if source.num_examples < 1:
+    raise ValueError(f"{data} has no examples; check --config.data.*.")
   if model.name in MODEL_INPUTS:
     ndim, what = MODEL_INPUTS[model.name]
     if len(shape) != ndim:
@@ -89,8 +100,32 @@ def _check_context(model_dim, data_dim, data):
         f"context_dim={model_dim}; set --config.model.context_dim={data_dim}.")
 
 
+def check_tuple_fields(config):
+  """Each field of ``TUPLE_FIELDS`` the config has is a tuple of its type."""
+  for field, kind in TUPLE_FIELDS.items():
+    group, name = field.split(".")
+    if name not in config.get(group, {}):
+      continue
+    value = config[group][name]
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(v, kind) and not isinstance(v, bool) for v in value)
+    if not ok:
+      what = "integers" if kind is int else "numbers"
+      raise ValueError(
+          f"{field}={value!r} must be a tuple of {what}, e.g. "
+          f"--config.{field}='(1,2)' (a single value: '(2,)').")
+  if "ch_mult" in config.model and min(config.model.ch_mult, default=1) < 1:
+    raise ValueError(f"model.ch_mult={tuple(config.model.ch_mult)} must hold "
+                     "positive integers.")
+
+
 def _check_rates(config):
-  """EMA rates are in [0, 1]; the run has at least one step."""
+  """EMA rates are in [0, 1]; the learning rate is finite and positive; the
+  run has at least one step."""
+  lr = config.optim.lr
+  if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    raise ValueError(f"optim.lr={lr} must be a finite positive number; set "
+                     "--config.optim.lr=... (e.g. 1e-4).")
   rates = {"train.ema_decay": config.train.ema_decay,
            "target.mu": config.target.mu, "target.mu0": config.target.mu0}
   for field, value in rates.items():
