@@ -288,6 +288,8 @@ def test_fault_injection_resumes_exactly(tmp_path):
                                       checkpoint_every=7, seed=1,
                                       workdir=str(tmp_path))
   assert summary["survived"] == 3, summary
+  tried = [f for f in summary["faults"] if f["survived"] is not None]
+  assert summary["faults_survived"] == len(tried) >= 3, summary["faults"]
   assert summary["differences"] == [], summary["differences"]
   assert min(summary["steps_lost"]) >= 0, summary
 
