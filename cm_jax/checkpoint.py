@@ -370,48 +370,6 @@ def check_compatible(saved_config, config, workdir, saved_shape=None,
                        "original config.")
 
 
-# What a resumed run may not change without train.allow_changed_resume:
-# the groups (and top-level fields) that decide the optimizer's path and the
-# data it sees; fields that change neither are left out.
-RESUME_GROUPS = ("optim", "data")
-RESUME_FIELDS = ("seed",)
-NOT_RESUME = ("prefetch", "data_dir", "download")
-
-
-def check_resume(saved_config, config, workdir):
-  """Fails in one line, naming the changes, if a run resuming from a
-  checkpoint of ``saved_config`` would change its optimizer, seed or data,
-  unless ``train.allow_changed_resume``. Fields an older checkpoint lacks
-  are not compared."""
-  from cm_jax.data import sources  # pylint: disable=g-import-not-at-top
-  changes = []
-  for group in RESUME_GROUPS:
-    old = dict(saved_config.get(group, {}))
-    if group == "data":
-      old = {**sources.IMPLIED, **old}
-    new = json.loads(config[group].to_json())
-    changes += [f"{group}.{k}: {old[k]!r} there, {new.get(k)!r} now"
-                for k in sorted(old) if k in new and k not in NOT_RESUME
-                and _comparable(old[k]) != _comparable(new[k])]
-  changes += [f"{k}: {saved_config[k]!r} there, {config[k]!r} now"
-              for k in RESUME_FIELDS
-              if k in saved_config and saved_config[k] != config[k]]
-  if changes and not config.train.get("allow_changed_resume", False):
-    raise ValueError(
-        f"{workdir} holds a run trained with another {', '.join(changes)}; "
-        "resuming would not continue it. Use the original values, a fresh "
-        "--workdir, or --config.train.allow_changed_resume=True.")
-  if changes:
-    logging.warning("Resuming %s with changes (allowed by "
-                    "train.allow_changed_resume): %s.", workdir,
-                    ", ".join(changes))
-
-
-def _comparable(value):
-  """JSON round-trips turn tuples into lists."""
-  return list(value) if isinstance(value, tuple) else value
-
-
 def restore_network(manager, meta, mesh, example_shape):
   """(model, EMA params replicated on ``mesh``) of the checkpoint ``meta``
   describes (another run's: a teacher, an autoencoder); the network is

@@ -74,7 +74,7 @@ class Experiment:
     unfinished and unreadable ones are passed over with a warning.
 
     ``resume``: a training run continues from it, so a changed optimizer,
-    seed or data is refused too (``checkpoint.check_resume``) and the
+    seed or data is refused too (``validate.check_resume``) and the
     unreadable checkpoints are moved aside (it will save those steps again).
     Returns (state, meta); meta is None for a fresh workdir.
     """
@@ -85,7 +85,7 @@ class Experiment:
           meta["config"], self.config, self.workdir,
           meta.get("example_shape"), self.source.example_shape)
       if resume:
-        checkpoint.check_resume(meta["config"], self.config, self.workdir)
+        validate.check_resume(meta["config"], self.config, self.workdir)
 
     restored, meta = checkpoint.restore_latest(
         manager, {name: getattr(state, name) for name in items}, check,
