@@ -78,6 +78,10 @@ class SignalTest(chex.TestCase):
     self.assertLen(stopped, 1)
     step = int(stopped[0].split("at step ")[1].split("/")[0])
     self.assertEqual(checkpoint.make_manager(workdir).latest_step(), step)
+    named = stopped[0].split("; checkpoint ")[1].split(". Rerun")[0]
+    self.assertEqual(named, os.path.join(checkpoint.checkpoint_dir(workdir),
+                                         str(step)))
+    self.assertTrue(os.path.isdir(named))  # complete, not a temporary name
     self.assertEqual(read_metrics(workdir)[-1]["step"], step)  # flushed
 
   def test_second_signal_exits_at_once(self):
