@@ -69,19 +69,28 @@ class Experiment:
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         jax.eval_shape(self._init), self.state_sharding())
 
-  def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None):
+  def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None,
+              resume=False):
     """Loads the latest checkpoint of the workdir into ``state`` (if any);
     unfinished and unreadable ones are passed over with a warning.
 
+    ``resume``: a training run continues from it, so a changed optimizer,
+    seed or data is refused too (``validate.check_resume``) and the
+    unreadable checkpoints are moved aside (it will save those steps again).
     Returns (state, meta); meta is None for a fresh workdir.
     """
     manager = manager or checkpoint.make_manager(self.workdir)
-    # Compare configs before touching arrays, for a one-line reason.
-    check = lambda meta: checkpoint.check_compatible(
-        meta["config"], self.config, self.workdir, meta.get("example_shape"),
-        self.source.example_shape)
+
+    def check(meta):  # configs before arrays, for a one-line reason
+      checkpoint.check_compatible(
+          meta["config"], self.config, self.workdir,
+          meta.get("example_shape"), self.source.example_shape)
+      if resume:
+        validate.check_resume(meta["config"], self.config, self.workdir)
+
     restored, meta = checkpoint.restore_latest(
-        manager, {name: getattr(state, name) for name in items}, check)
+        manager, {name: getattr(state, name) for name in items}, check,
+        move_aside=resume)
     if meta is None:
       return state, None
     scalar = lambda value, like: jax.device_put(np.int32(value), like.sharding)
@@ -104,7 +113,8 @@ class Experiment:
     starts from the teacher's weights where the objective says so (CM: CD
     from φ; LCM: LCD from φ, LCF from the trained LCM). meta is None when
     fresh."""
-    state, meta = self.restore(self.new_state(), manager=manager)
+    state, meta = self.restore(self.new_state(), manager=manager,
+                               resume=True)
     if meta is not None or self.teacher is None:
       return state, meta
     _, teacher_params, teacher_meta = self.teacher

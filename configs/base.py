@@ -181,7 +181,10 @@ def get_base_config():
   c.train.ema_rampup_ratio = 0.0
   c.train.log_every = 100  # Steps between metrics.jsonl lines.
   c.train.checkpoint_every = 5000  # Steps between checkpoints (and at the end).
-  c.train.keep_checkpoints = 3  # Checkpoints kept on disk.
+  c.train.keep_checkpoints = 3  # Checkpoints kept on disk (≥ 1).
+  # Resume a workdir although optim, seed or data changed (else refused,
+  # naming the changes).
+  c.train.allow_changed_resume = False
   c.train.sample_every = 10_000  # Steps between sample grids; 0 = never.
   c.train.tensorboard = True  # Also write TensorBoard events if TF is installed.
   c.train.param_sharding = "replicated"  # replicated (data parallel) | fsdp.
