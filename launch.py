@@ -5,13 +5,18 @@
       --config.sample.steps=2
 
 A config that fails to load (e.g. an unknown ``file.py:arg``) or an override
-of a field the config does not declare stops with one line, exit status 2.
+of a field the config does not declare stops with one line, exit status 2;
+so does any error cm_jax raises for the user to fix (a bad value, a missing
+file, a workdir another run holds, a checkpoint that cannot be written).
+``--verbose`` adds the traceback; an error raised anywhere else (a bug) has
+it always.
 """
 
 import difflib
 import logging as std_logging
 import os
 import sys
+import traceback
 
 import ml_collections
 from absl import app, flags, logging
@@ -38,7 +43,17 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
                                       "Processes in the job (explicit launch).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "This process's index (explicit launch).")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Print the traceback of every error (by default an "
+    "error you can fix is one line).")
 flags.mark_flags_as_required(["config"])
+
+# Errors cm_jax (or a config file) raises on purpose, with a one-line message
+# that says what to fix; the same types raised inside a library are bugs.
+USER_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError,
+               ImportError)
+OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), d)
+                 for d in ("cm_jax" + os.sep, "configs" + os.sep, "launch.py"))
 
 
 def _multi_process_environment():
@@ -163,10 +178,46 @@ def _exit(line):
 
 
 def _quiet_libraries(record):
-  """Keeps Orbax's and JAX's INFO chatter out of the run's log."""
+  """Keeps Orbax's and JAX's INFO chatter out of the run's log, and (unless
+  --verbose) Orbax's errors: a failed save logs one, with a traceback, from
+  each of its threads, and the same error then stops the run in one line
+  (or with its traceback, if it is not one cm_jax knows)."""
   noisy = ("orbax", "jax/_src", "etils")
-  return record.levelno >= std_logging.WARNING or not any(
-      n in record.pathname for n in noisy)
+  if not any(n in record.pathname for n in noisy):
+    return True
+  if "orbax" in record.pathname and record.levelno >= std_logging.ERROR:
+    return _VERBOSE.value
+  return record.levelno >= std_logging.WARNING
+
+
+def is_user_error(error):
+  """Whether ``error`` is one cm_jax raised for the user: a USER_ERRORS type
+  raised in cm_jax's, a config's or this file's own code."""
+  frames = traceback.extract_tb(error.__traceback__)
+  return (isinstance(error, USER_ERRORS) and bool(frames)
+          and os.path.abspath(frames[-1].filename).startswith(OWN_CODE))
+
+
+def _leave(code):
+  """Exits now: Orbax's background threads, stuck after a failed save,
+  would keep a normal exit waiting for ever."""
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
+def _quiet_closed_loops(hook):
+  """sys.unraisablehook without TensorStore's "Event loop is closed"
+  reports: after a failed save, the writes still in flight finish into the
+  event loops Orbax already closed, each printing a traceback (hundreds
+  when a disk is full)."""
+  def unraisablehook(unraisable):
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and not _VERBOSE.value
+            and str(error) == "Event loop is closed"):
+      hook(unraisable)
+  return unraisablehook
 
 
 def main(argv):
@@ -174,9 +225,19 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   allocator.reexec_with_tcmalloc()  # CPU steps run faster; see its doc
   logging.get_absl_handler().addFilter(_quiet_libraries)
+  sys.unraisablehook = _quiet_closed_loops(sys.unraisablehook)
   _initialize_distributed()
   from cm_jax.run import run  # pylint: disable=g-import-not-at-top
-  run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  try:
+    run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  except Exception as e:  # pylint: disable=broad-except
+    user_error = is_user_error(e)
+    if _VERBOSE.value or not user_error:
+      traceback.print_exc()
+    if user_error:
+      message = " ".join(str(e).split()) or type(e).__name__
+      sys.stderr.write(f"launch.py: {message}\n")
+    _leave(2 if user_error else 1)
 
 
 if __name__ == "__main__":

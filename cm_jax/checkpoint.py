@@ -11,12 +11,25 @@ unfinished directories are never listed as steps. So a process killed in the
 middle of a save (kill -9) leaves a directory that is never restored; on
 top of that ``restore_latest`` falls back to the previous step when the
 latest one cannot be read (a damaged disk or copy), and says so.
+
+Integrity: ``meta`` holds two 32-bit checksums of every array's bits
+(``checksums``), compared after each restore, so a flipped bit fails the
+restore like a truncated file. A training run moves a checkpoint that fails
+aside (``<step>.corrupt``) once an older one has restored: Orbax neither
+saves at or below its latest listed step nor rotates a bad one out first.
+
+A save that fails for the file system (no permission, no space) raises
+``CheckpointWriteError``: one line naming the path and the OS error.
 """
 
+import contextlib
+import errno
 import json
 import os
+import re
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
@@ -41,6 +54,18 @@ def _implied(group, config):
   return nn.model_defaults(config["name"])
 
 
+# Suffix of a checkpoint directory moved aside after it failed to restore.
+CORRUPT = ".corrupt"
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (permissions, a full disk, ...)."""
+
+
+class CorruptCheckpointError(ValueError):
+  """A restored array does not match the checksum saved with it."""
+
+
 def checkpoint_dir(workdir):
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
@@ -52,12 +77,132 @@ def make_manager(workdir, max_to_keep=3):
 
 
 def save(manager, state, meta):
-  """Saves (asynchronously) the arrays of ``state`` and the JSON ``meta``."""
+  """Saves (asynchronously) the arrays of ``state`` and the JSON ``meta``
+  with the arrays' checksums.
+
+  Raises ``CheckpointWriteError`` if an earlier save failed to write (its
+  error surfaces here) or this one cannot start; RuntimeError if Orbax
+  skips the save (it never saves at or below the latest step it lists).
+  """
   step = int(meta["step"])
-  items = {name: ocp.args.StandardSave(getattr(state, name))
-           for name in ARRAY_ITEMS}
-  manager.save(step, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta),
-                                             **items))
+  arrays = {name: getattr(state, name) for name in ARRAY_ITEMS}
+  meta = {**meta, "checksums": checksums(arrays)}
+  items = {name: ocp.args.StandardSave(tree) for name, tree in arrays.items()}
+  with _write_errors(manager):
+    saved = manager.save(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonSave(meta), **items))
+  if not saved:
+    raise RuntimeError(
+        f"Orbax skipped the checkpoint of step {step}: {manager.directory} "
+        f"already lists step {manager.latest_step()}.")
+
+
+def wait(manager):
+  """Waits for the save in flight; ``CheckpointWriteError`` if it failed."""
+  with _write_errors(manager):
+    manager.wait_until_finished()
+
+
+def check_saves(manager):
+  """Raises ``CheckpointWriteError`` as soon as a background save failed,
+  without waiting for one in flight. (Orbax's ``check_for_errors`` misses
+  the failure: its finalize thread takes the error, which only
+  ``wait_until_finished`` raises; that returns at once when no save is in
+  progress.)"""
+  if not manager.is_saving_in_progress():
+    wait(manager)
+
+
+@contextlib.contextmanager
+def _write_errors(manager):
+  """Turns an I/O error of a save into a ``CheckpointWriteError``: one line
+  with the path, the OS error and what to do."""
+  try:
+    yield
+  except CheckpointWriteError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    failure = io_failure(e)
+    if failure is None:
+      raise
+    code, path = failure
+    todo = ("free some space (the checkpoints written so far are kept)"
+            if code in (errno.ENOSPC, errno.EDQUOT) else "make it writable")
+    error = CheckpointWriteError(
+        f"Cannot write a checkpoint to {path or manager.directory}: "
+        f"{os.strerror(code)} [errno {code}]; {todo} and rerun the same "
+        "command to resume.")
+    error.errno = code
+    raise error from e
+
+
+# TensorStore (Orbax's array writer) reports an OS error as a ValueError
+# whose text ends in [os_error_code='28'], the files it failed on quoted
+# before the bracketed details.
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code='(\d+)'")
+_QUOTED_PATH = re.compile(r'"(/[^"]+)"')
+
+
+def io_failure(error):
+  """(errno, path or None) of the OS error behind ``error`` (itself or its
+  cause chain: a Python OSError or TensorStore's text), else None."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno:
+      return error.errno, error.filename
+    code = _TENSORSTORE_ERRNO.search(str(error))
+    if code:  # the file named last before the bracketed details
+      paths = _QUOTED_PATH.findall(str(error).split(" [")[0])
+      return int(code.group(1)), (paths[-1] if paths else None)
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _words(x):
+  """The bits of ``x``, one uint32 word per element (two for 64-bit)."""
+  if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  if x.dtype == jnp.bool_:
+    x = x.astype(jnp.uint8)
+  size = x.dtype.itemsize
+  if size >= 4:
+    return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()
+  small = {1: jnp.uint8, 2: jnp.uint16}[size]
+  return jax.lax.bitcast_convert_type(x, small).astype(jnp.uint32).ravel()
+
+
+@jax.jit
+def _sums(tree):
+  """Per leaf, two sums mod 2³² of its words: Σ wᵢ (changed by any single
+  flipped bit) and Σ (2i + 1)·wᵢ (also by moved words). Integer sums do not
+  depend on the order, so neither on the sharding."""
+  def sums(x):
+    w = _words(x)
+    odd = 2 * jnp.arange(w.size, dtype=jnp.uint32) + 1
+    return jnp.stack([jnp.sum(w), jnp.sum(w * odd)])
+  return jax.tree.map(sums, tree)
+
+
+def checksums(arrays):
+  """{item: {array path: 16 hex digits}} of a dict item → tree of arrays."""
+  sums = jax.device_get(_sums(arrays))
+  return {name: {jax.tree_util.keystr(path): f"{int(s[0]):08x}{int(s[1]):08x}"
+                 for path, s in jax.tree.leaves_with_path(tree)}
+          for name, tree in sums.items()}
+
+
+def verify(arrays, saved, step):
+  """Raises ``CorruptCheckpointError`` naming the first array of ``arrays``
+  whose checksum differs from ``saved`` (a meta's ``checksums``)."""
+  now = checksums(arrays)
+  for name, sums in now.items():
+    for path, value in sums.items():
+      expected = saved.get(name, {}).get(path)
+      if expected is not None and expected != value:
+        raise CorruptCheckpointError(
+            f"step {step}: array {name}{path} does not match its checksum "
+            f"({value} read, {expected} saved): damaged on disk")
 
 
 def _abstract(tree):
@@ -75,21 +220,25 @@ def incomplete_checkpoints(manager):
                 if ".orbax-checkpoint-tmp" in name)
 
 
-def restore_latest(manager, abstract, check=lambda meta: None):
+def restore_latest(manager, abstract, check=lambda meta: None,
+                   move_aside=False):
   """(restored items, meta) of the latest readable checkpoint; (None, None)
   when there is none.
 
   ``check(meta)`` may refuse a checkpoint (it raises; nothing falls back from
-  that). A checkpoint whose meta or arrays cannot be read is skipped with a
-  warning and the one before it is tried.
+  that). A checkpoint whose meta or arrays cannot be read, or whose arrays
+  fail their checksums, is skipped with a warning and the one before it is
+  tried. With ``move_aside`` (a training run, which will save again), the
+  skipped ones are renamed ``<step>.corrupt`` once an older one restored
+  (proof that they, not the restore target, are at fault).
   """
   steps = sorted(manager.all_steps(), reverse=True)
-  error = None
+  error, unreadable = None, []
   incomplete = incomplete_checkpoints(manager)
   if incomplete:
     logging.warning("Ignoring unfinished checkpoint save(s) %s in %s (a run "
-                    "was killed while saving); falling back to the last "
-                    "complete checkpoint, %s.", ", ".join(incomplete),
+                    "was killed, or failed, while saving); falling back to "
+                    "the last complete checkpoint, %s.", ", ".join(incomplete),
                     manager.directory,
                     f"step {steps[0]}" if steps else "none: starting afresh")
   for i, step in enumerate(steps):
@@ -97,12 +246,18 @@ def restore_latest(manager, abstract, check=lambda meta: None):
       meta = read_meta(manager, step)
     except Exception as e:  # pylint: disable=broad-except
       error = _warn_unreadable(manager, step, steps[i + 1:], e)
+      unreadable.append(step)
       continue
     check(meta)
     try:
-      return restore(manager, abstract, step), meta
+      restored = restore(manager, abstract, step, meta)
     except Exception as e:  # pylint: disable=broad-except
       error = _warn_unreadable(manager, step, steps[i + 1:], e)
+      unreadable.append(step)
+      continue
+    if move_aside and unreadable:
+      _move_aside(manager, unreadable)
+    return restored, meta
   if steps:
     raise RuntimeError(
         f"No checkpoint in {manager.directory} can be read (steps {steps}; "
@@ -120,6 +275,26 @@ def _warn_unreadable(manager, step, older, error):
   logging.warning("Checkpoint step %d in %s cannot be read (%s); %s.", step,
                   manager.directory, text, then)
   return text
+
+
+def _move_aside(manager, steps):
+  """Renames the directories of ``steps`` to ``<step>.corrupt`` (kept for
+  inspection; Orbax no longer lists them) and reloads the manager."""
+  if jax.process_index() == 0:
+    for step in steps:
+      source = os.path.join(str(manager.directory), str(step))
+      target, n = source + CORRUPT, 1
+      while os.path.exists(target):
+        n += 1
+        target = f"{source}{CORRUPT}-{n}"
+      os.rename(source, target)
+      logging.warning("Moved the unreadable checkpoint of step %d aside to "
+                      "%s; the run saves that step again when it gets there.",
+                      step, target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices("cm_jax checkpoint move aside")
+  manager.reload()
 
 
 def read_run(workdir, flag, methods, train_hint):
@@ -150,12 +325,17 @@ def read_meta(manager, step=None):
       meta=ocp.args.JsonRestore()))["meta"]
 
 
-def restore(manager, abstract, step):
+def restore(manager, abstract, step, meta=None):
   """Restores the items of ``abstract`` (a dict item → tree of arrays or
-  ShapeDtypeStructs with shardings) at ``step``, onto those shardings."""
+  ShapeDtypeStructs with shardings) at ``step``, onto those shardings, and
+  checks them against the checksums in ``meta`` (older checkpoints have
+  none)."""
   args = {name: ocp.args.StandardRestore(_abstract(tree))
           for name, tree in abstract.items()}
-  return dict(manager.restore(step, args=ocp.args.Composite(**args)))
+  restored = dict(manager.restore(step, args=ocp.args.Composite(**args)))
+  if meta is not None and "checksums" in meta:
+    verify(restored, meta["checksums"], step)
+  return restored
 
 
 def config_differences(saved_config, config, group):
@@ -201,5 +381,5 @@ def restore_network(manager, meta, mesh, example_shape):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
                                      sharding=sharding.replicated(mesh)),
       jax.eval_shape(init)["params"])
-  params = restore(manager, {"ema": abstract}, meta["step"])["ema"]
+  params = restore(manager, {"ema": abstract}, meta["step"], meta)["ema"]
   return model, params

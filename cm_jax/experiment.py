@@ -16,6 +16,7 @@ import numpy as np
 
 from cm_jax import checkpoint, generate, nn, processes, sharding, teacher
 from cm_jax import visualize
+from cm_jax.data import augment as augment_lib
 from cm_jax.data import get_source, latents
 from cm_jax.evaluation import evaluate as evaluate_lib
 from cm_jax.evaluation import fid
@@ -68,19 +69,28 @@ class Experiment:
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         jax.eval_shape(self._init), self.state_sharding())
 
-  def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None):
+  def restore(self, state, items=checkpoint.ARRAY_ITEMS, manager=None,
+              resume=False):
     """Loads the latest checkpoint of the workdir into ``state`` (if any);
     unfinished and unreadable ones are passed over with a warning.
 
+    ``resume``: a training run continues from it, so a changed optimizer,
+    seed or data is refused too (``validate.check_resume``) and the
+    unreadable checkpoints are moved aside (it will save those steps again).
     Returns (state, meta); meta is None for a fresh workdir.
     """
     manager = manager or checkpoint.make_manager(self.workdir)
-    # Compare configs before touching arrays, for a one-line reason.
-    check = lambda meta: checkpoint.check_compatible(
-        meta["config"], self.config, self.workdir, meta.get("example_shape"),
-        self.source.example_shape)
+
+    def check(meta):  # configs before arrays, for a one-line reason
+      checkpoint.check_compatible(
+          meta["config"], self.config, self.workdir,
+          meta.get("example_shape"), self.source.example_shape)
+      if resume:
+        validate.check_resume(meta["config"], self.config, self.workdir)
+
     restored, meta = checkpoint.restore_latest(
-        manager, {name: getattr(state, name) for name in items}, check)
+        manager, {name: getattr(state, name) for name in items}, check,
+        move_aside=resume)
     if meta is None:
       return state, None
     scalar = lambda value, like: jax.device_put(np.int32(value), like.sharding)
@@ -105,7 +115,8 @@ class Experiment:
     starts from the teacher's weights where the objective says so (CM: CD
     from φ; LCM: LCD from φ, LCF from the trained LCM). meta is None when
     fresh."""
-    state, meta = self.restore(self.new_state(), manager=manager)
+    state, meta = self.restore(self.new_state(), manager=manager,
+                               resume=True)
     if meta is not None or self.teacher is None:
       return state, meta
     _, teacher_params, teacher_meta = self.teacher
@@ -139,7 +150,10 @@ class Experiment:
         sharding.replicated(self.mesh), steps_per_dispatch=steps_per_dispatch,
         model=self.model, tx=self.tx, objective=self.objective,
         lr_schedule=optim.learning_rate_schedule(config.optim),
-        ema_decay=config.train.ema_decay, teacher_model=teacher_model,
+        ema_decay=config.train.ema_decay,
+        ema_rampup_ratio=config.train.ema_rampup_ratio,
+        augment=augment_lib.from_config(config.augment),
+        teacher_model=teacher_model,
         label_dropout=(config.cfg.label_dropout if self.needs.label_dropout
                        else 0.0),
         skip_nonfinite=config.train.nonfinite == "skip")

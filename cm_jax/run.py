@@ -5,4 +5,7 @@ from cm_jax.modes import MODES
 
 
 def run(config, workdir, mode="train"):
+  if not workdir or not workdir.strip():
+    raise ValueError("--workdir is empty; pass the run's directory, e.g. "
+                     "--workdir=runs/NAME (it is created if missing).")
   return registry.lookup(MODES, mode, "mode", "--mode")(config, workdir)

@@ -77,6 +77,19 @@ def ict_num_scales(step, total_steps, s0=10, s1=1280):
   return jnp.minimum(s0 * 2 ** doublings, s1).astype(jnp.int32) + 1
 
 
+def ema_decay(step, decay, rampup_ratio=0.0):
+  """The sampling EMA's rate at step k (0-based): ``decay``, or with
+  ``rampup_ratio`` r > 0 EDM's ramp-up (`training_loop.py`): the half-life,
+  h = ln ½ / ln decay steps, is capped at r·k, so
+  β_k = 0.5^(1 / min(h, r·k)) and β_0 = 0 (the EMA starts at θ). EDM writes
+  it in images, min(h·B, r·k·B) with k·B images seen; B cancels."""
+  if rampup_ratio <= 0:
+    return decay
+  half_life = jnp.log(0.5) / jnp.log(jnp.float32(decay))
+  ramp = rampup_ratio * jnp.asarray(step, jnp.float32)
+  return jnp.where(ramp > 0, 0.5 ** (1.0 / jnp.minimum(half_life, ramp)), 0.0)
+
+
 def lognormal_index_probs(sigmas, p_mean=-1.1, p_std=2.0):
   """iCT §3.5: p(i) ∝ erf((log σ_{i+1} − P_mean)/(√2 P_std)) − erf((log σ_i − P_mean)/(√2 P_std)).
 

@@ -41,6 +41,18 @@ def get_base_config():
   c.data.source = "digits"  # digits | toy2d | npz | tfds | latents.
   c.data.random_flip = False  # Random horizontal flips (images only).
   c.data.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
+  # EDM's non-leaky augmentation (cm_jax/data/augment.py; images): each
+  # transform applies with probability min(1, multiplier·p), p = 0 = off; the
+  # network takes the 9 labels (model.augment_dim = 9). Multipliers: EDM's
+  # CIFAR-10 (train.py); 0 turns a transform off.
+  c.augment = ml_collections.ConfigDict()
+  c.augment.p = 0.0  # EDM CIFAR-10: 0.12.
+  c.augment.xflip = 1e8  # 1e8·p ≥ 1: every image is flipped with prob. ½.
+  c.augment.yflip = 1.0
+  c.augment.scale = 1.0
+  c.augment.rotate_frac = 1.0
+  c.augment.aniso = 1.0
+  c.augment.translate_frac = 1.0
   c.data.resolution = 16  # digits: side the native 8×8 digits are resized to.
   c.data.path = ""  # npz: the file, arrays x_<split> uint8 [N, H, W, C] and
   #                   optional y_<split> [N], context_<split> float [N, D].
@@ -77,6 +89,7 @@ def get_base_config():
   #                        autoencoder (method=ae).
   c.model.dtype = "float32"  # Compute dtype; "bfloat16" = mixed precision
   #                            (params, optimizer, loss and EMA stay float32).
+  c.model.augment_dim = 0  # 9: EDM's augmentation labels as an input (unet).
   c.model.context_dim = 0  # D > 0: condition on the batch's "context" [B, D]
   #                          (any embedding vector per example; zeros = null).
   c.model.ch = 128  # Base channels (NCSN++ nf).
@@ -186,9 +199,14 @@ def get_base_config():
   c.train.num_steps = 400_000  # K, also the curricula's horizon.
   c.train.batch_size = 1024  # Global batch over all devices and hosts.
   c.train.ema_decay = 0.99993  # Sampling EMA (iCT CIFAR-10).
+  # > 0: EDM's EMA ramp-up, the half-life capped at ratio·k steps (EDM: 0.05).
+  c.train.ema_rampup_ratio = 0.0
   c.train.log_every = 100  # Steps between metrics.jsonl lines.
   c.train.checkpoint_every = 5000  # Steps between checkpoints (and at the end).
-  c.train.keep_checkpoints = 3  # Checkpoints kept on disk.
+  c.train.keep_checkpoints = 3  # Checkpoints kept on disk (≥ 1).
+  # Resume a workdir although optim, seed or data changed (else refused,
+  # naming the changes).
+  c.train.allow_changed_resume = False
   c.train.sample_every = 10_000  # Steps between sample grids; 0 = never.
   c.train.tensorboard = True  # Also write TensorBoard events if TF is installed.
   c.train.param_sharding = "replicated"  # replicated (data parallel) | fsdp.

@@ -23,6 +23,11 @@ def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = edm_cifar10.get_config(arg)  # the teacher's network (init_student)
   c.method = "cd"
+  # CM's CD: random flips; the teacher's augmentation-label input stays in
+  # the network (init_student copies it) and sees no labels, i.e. identity.
+  c.augment.p = 0.0
+  c.data.random_flip = True
+  c.train.ema_rampup_ratio = 0.0
   c.teacher.workdir = "runs/edm_cifar10"
   c.teacher.solver = "heun"
   c.teacher.init_student = True  # the CM code's finetune=True

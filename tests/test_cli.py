@@ -47,6 +47,21 @@ def test_unknown_config_argument_lists_the_valid_ones():
   assert "cannot load the config file 'configs/missing.py'" in line
 
 
+def test_user_errors_are_one_line_and_the_traceback_needs_verbose(tmp_path):
+  workdir = str(tmp_path / "run")
+  line = one_line_error(launch("--config=configs/quickstart.py",
+                               "--config.model.ch_mult=1.5", workdir=workdir))
+  assert line.startswith("launch.py: model.ch_mult=(1.5,) must be a tuple of "
+                         "integers")
+  verbose = launch("--config=configs/toy2d.py", "--config.optim.lr=-1",
+                   "--verbose", workdir=workdir)
+  assert verbose.returncode == 2
+  assert "Traceback" in verbose.stderr and "_check_rates" in verbose.stderr
+  assert verbose.stderr.strip().splitlines()[-1].startswith(
+      "launch.py: optim.lr=-1.0 must be")
+  assert not os.path.exists(workdir)  # refused before anything is written
+
+
 def test_quickstart_trains_on_a_user_npz(tmp_path):
   """The first thing a user tries: their own images through the npz source
   (12×12 RGB, unlike the quickstart's 8×8 gray digits)."""

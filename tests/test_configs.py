@@ -66,10 +66,28 @@ def test_edm_cifar10_is_the_teacher_recipe():
   assert c.method == "edm" and (c.loss.p_mean, c.loss.p_std) == (-1.2, 1.2)
   assert (c.optim.name, c.optim.lr, c.optim.warmup_steps) == ("adam", 1e-3, 19_531)
   assert (c.train.batch_size, c.train.num_steps) == (512, 400_000)
-  assert c.model.dropout == 0.13 and c.data.random_flip
+  assert c.model.dropout == 0.13
   np.testing.assert_allclose(c.train.ema_decay, 0.5 ** (512 / 5e5), atol=1e-5)
+  assert c.train.ema_rampup_ratio == 0.05  # EDM training_loop.py
+  # EDM train.py --augment=0.12: its pipe flips, the data does not.
+  assert (c.augment.p, c.model.augment_dim, c.data.random_flip) == (0.12, 9, False)
   assert c.sample.ode_steps == 18
   assert 50e6 < _num_params(c.model) < 65e6
+
+
+def test_lcm_teachers_and_cd_take_no_edm_augmentation():
+  for c in (edm_cifar10.get_config("cond"), edm_cifar10.get_config("latent"),
+            cd_cifar10.get_config()):
+    assert c.augment.p == 0.0 and c.train.ema_rampup_ratio == 0.0
+  assert cd_cifar10.get_config().data.random_flip  # CM's CD
+
+
+def test_ict_deep_doubles_the_blocks_per_resolution():
+  c, deep = ict_cifar10.get_config(), ict_cifar10.get_config("deep")
+  assert (c.model.num_res_blocks, deep.model.num_res_blocks) == (4, 8)
+  deep.model.num_res_blocks = 4
+  assert deep.to_dict() == c.to_dict()  # nothing else changes
+  assert _num_params(ict_cifar10.get_config("deep").model) == 97_610_499
 
 
 def test_cd_cifar10_is_the_paper_recipe():

@@ -281,6 +281,7 @@ class ValidationTest(chex.TestCase):
     train_mode.train(tiny_toy_config(num_steps=2), workdir)  # a good checkpoint at 2
     c = tiny_toy_config(num_steps=5)
     c.optim.lr = 1e30  # the next update overflows the parameters
+    c.train.allow_changed_resume = True  # (resuming with another lr)
     with self.assertRaisesRegex(FloatingPointError,
                                 "step 3 .*last good checkpoint is step 2"):
       train_mode.train(c, workdir)

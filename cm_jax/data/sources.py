@@ -18,6 +18,7 @@ Each reads its fields of `config.data` (all declared in configs/base.py):
 """
 
 import os
+import zipfile
 from typing import Any, Callable
 
 import ml_collections
@@ -57,20 +58,34 @@ def npz_source(config: Any) -> ArraySource:
   if not os.path.isfile(path):
     raise FileNotFoundError(f"npz data file {path!r} not found; set "
                             "--config.data.path=/path/to/data.npz")
-  with np.load(path, allow_pickle=False) as arrays:
-    if f"x_{split}" not in arrays:
-      raise ValueError(f"{path} has no array 'x_{split}' (it has "
-                       f"{', '.join(arrays.files)}); check "
-                       "--config.data.split.")
-    x = arrays[f"x_{split}"]
-    y = arrays[f"y_{split}"] if f"y_{split}" in arrays else None
-    context = (arrays[f"context_{split}"] if f"context_{split}" in arrays
-               else None)
+  try:
+    with np.load(path, allow_pickle=False) as arrays:
+      if f"x_{split}" not in arrays:
+        raise ValueError(f"{path} has no array 'x_{split}' (it has "
+                         f"{', '.join(arrays.files)}); check "
+                         "--config.data.split.")
+      x = arrays[f"x_{split}"]
+      y = arrays[f"y_{split}"] if f"y_{split}" in arrays else None
+      context = (arrays[f"context_{split}"] if f"context_{split}" in arrays
+                 else None)
+  except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    if str(e).startswith(path):  # ours, above
+      raise
+    raise ValueError(f"Cannot read the npz data file {path}: "
+                     f"{type(e).__name__}: {e} (truncated or not an .npz?); "
+                     "rewrite it with numpy.savez or fix --config.data.path."
+                     ) from e
   _check_npz_arrays(x, y, f"{path}: x_{split}")
   check_context(context, len(x), f"{path}: context_{split}")
   if y is None:
     return ArraySource(x=x, context=context)
   num_classes = config.num_classes or int(y.max()) + 1
+  if y.min() < 0 or y.max() >= num_classes:
+    raise ValueError(
+        f"{path}: y_{split} holds labels {int(y.min())} … {int(y.max())}, "
+        f"outside [0, {num_classes}) (data.num_classes={config.num_classes}"
+        f"{'' if config.num_classes else ': the max + 1'}); fix the labels "
+        "or --config.data.num_classes.")
   return ArraySource(x=x, y=y, num_classes=num_classes, context=context)
 
 
@@ -78,6 +93,8 @@ def _check_npz_arrays(x: np.ndarray, y: np.ndarray | None, name: str):
   if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
     raise ValueError(f"{name} must be uint8 [N,H,W,C] with C = 1 or 3, got "
                      f"{x.dtype} {list(x.shape)}.")
+  if not len(x):
+    raise ValueError(f"{name} holds no examples (shape {list(x.shape)}).")
   if y is not None and (y.shape != x.shape[:1]
                         or not np.issubdtype(y.dtype, np.integer)):
     raise ValueError(f"{name}: labels must be integer [{len(x)}], got "

@@ -5,6 +5,7 @@ objective's ``needs`` decide the teacher, the starting weights and the
 sampler of the periodic grids.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from cm_jax.data import DataIterator
 from cm_jax.data.prefetch import Prefetcher
 from cm_jax.experiment import Experiment
 from cm_jax.train import preemption
+from cm_jax.train.lock import workdir_lock
 from cm_jax.train.writer import MetricWriter, Progress, every
 
 NONFINITE = ("stop", "skip")
@@ -29,8 +31,16 @@ SKIPPABLE = ("loss", "grad_norm")
 def train(config, workdir, mesh=None):
   """Trains until ``train.num_steps``, resuming from the workdir's checkpoint."""
   exp = Experiment(config, workdir, mesh)
-  tc = config.train
   per_dispatch = _check_train_config(config, exp.mesh)
+  # One training run per workdir (process 0 holds the lock for the job).
+  lock = (workdir_lock(workdir) if jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
+    return _train(exp, per_dispatch)
+
+
+def _train(exp, per_dispatch):
+  config, workdir, tc = exp.config, exp.workdir, exp.config.train
   manager = checkpoint.make_manager(workdir, tc.keep_checkpoints)
   _, teacher_params = exp.step_teacher()  # a missing teacher fails first
   state, step, position = _start(exp, manager)
@@ -56,7 +66,7 @@ def train(config, workdir, mesh=None):
       if _after_step(exp, manager, writer, progress, stop, state, metrics,
                      step, position):
         break
-  manager.wait_until_finished()
+  checkpoint.wait(manager)
   writer.close()
   return state
 
@@ -65,6 +75,11 @@ def _check_train_config(config, mesh):
   """Checks the run's periodic settings; returns ``train.steps_per_dispatch``."""
   registry.lookup({n: n for n in NONFINITE}, config.train.nonfinite,
                   "train.nonfinite")
+  if config.train.keep_checkpoints < 1:
+    raise ValueError(
+        f"train.keep_checkpoints={config.train.keep_checkpoints} would delete "
+        "every checkpoint, those of earlier runs included; set "
+        "--config.train.keep_checkpoints=1 or more.")
   sharding.check_batch_size(config.train.batch_size, mesh)
   return _check_dispatch(config)
 
@@ -141,10 +156,13 @@ def _after_step(exp, manager, writer, progress, stop, state, metrics, step,
     checkpoint.save(manager, state, _meta(
         config, step, position, exp.source.example_shape,
         jax.device_get(state.skipped)))
+  else:  # a background save that failed stops the run now, not a save later
+    checkpoint.check_saves(manager)
   if stopping:
-    logging.info("Stopped by %s at step %d/%d; checkpoint in %s. Rerun "
-                 "the same command to resume.", stop.signal_name, step,
-                 tc.num_steps, checkpoint.checkpoint_dir(exp.workdir))
+    checkpoint.wait(manager)
+    logging.info("Stopped by %s at step %d/%d; checkpoint %s. Rerun the "
+                 "same command to resume.", stop.signal_name, step,
+                 tc.num_steps, os.path.join(str(manager.directory), str(step)))
   return stopping
 
 
@@ -159,7 +177,7 @@ def _check_finite(metrics, step, manager, train_config):
   checked = {k: v for k, v in metrics.items() if not (skip and k in SKIPPABLE)}
   too_many = skip and metrics["skipped"] > train_config.max_skipped
   if too_many or not all(math.isfinite(float(v)) for v in checked.values()):
-    manager.wait_until_finished()  # the last good checkpoint, complete
+    checkpoint.wait(manager)  # the last good checkpoint, complete
     last = manager.latest_step()
     where = (f"the last good checkpoint is step {last} in {manager.directory}, "
              "kept" if last is not None else "no checkpoint was written yet")

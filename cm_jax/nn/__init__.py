@@ -61,17 +61,22 @@ def model_defaults(name):
           and f.default is not dataclasses.MISSING}
 
 
-def network(model, params, labels=None, dropout_key=None, *, context=None):
+def network(model, params, labels=None, dropout_key=None, *, context=None,
+            augment_labels=None):
   """The raw net(x_in, c_noise, w=None) → F of ``model`` at ``params``;
   ``labels`` None is the null class, ``context`` [B, D] None the null (zero)
   context; ``w`` is LCM's guidance scale [B] (models with w_embedding);
-  dropout on iff a key is given. ``return_weight=True`` returns (F, w_φ)
-  of a model with ``adaptive_weight`` (sCM)."""
+  ``augment_labels`` [B, 9] those of EDM's augmentation (models with
+  augment_dim; None = no transform); dropout on iff a key is given.
+  ``return_weight=True`` returns (F, w_φ) of a model with
+  ``adaptive_weight`` (sCM)."""
+  extra = {} if augment_labels is None else {"augment_labels": augment_labels}
+
   def net(x, c_noise, w=None, return_weight=False):
     rngs = None if dropout_key is None else {"dropout": dropout_key}
     return model.apply({"params": params}, x, c_noise, labels, w, context,
                        train=dropout_key is not None, rngs=rngs,
-                       return_weight=return_weight)
+                       return_weight=return_weight, **extra)
   return net
 
 

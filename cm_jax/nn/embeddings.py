@@ -23,9 +23,15 @@ W_EMBEDDING_SCALE = 1000.0
 class GaussianFourierProjection(nn.Module):
   """[sin(2π W c), cos(2π W c)], W ~ N(0, scale²) fixed (NCSN++, score_sde).
 
-  score_sde keeps W non-trainable; here W is a constant seeded by the module's
-  name, so it is not in `params` and checkpoints need not carry it. NumPy's
-  legacy RandomState stream is frozen across versions, so W never changes.
+  The official JAX NCSN++ (openai/consistency_models_cifar10
+  `jcm/models/layerspp.py`, from score_sde) draws W as an entry of `params`
+  and wraps it in stop_gradient, so it is never trained but rides in every
+  checkpoint and optimizer state. Here W is a constant seeded by the module's
+  name (`fourier_frequencies`): the same function of c, nothing in `params`
+  for an optimizer or weight decay to touch. NumPy's legacy RandomState
+  stream is frozen across versions, so W never changes. To load official
+  weights, compare their W with ``fourier_frequencies`` (or copy these into
+  theirs, as scripts/compare_official_ncsnpp.py does).
   Scale 16 for CM's NCSN++, 0.02 for iCT. Output width `dim`: dim/2 sines, dim/2 cosines.
   """
   dim: int
@@ -33,10 +39,16 @@ class GaussianFourierProjection(nn.Module):
 
   @nn.compact
   def __call__(self, c):
-    rng = np.random.RandomState(zlib.crc32((self.name or "").encode()))
-    w = jnp.asarray(rng.standard_normal(self.dim // 2) * self.scale, jnp.float32)
+    w = jnp.asarray(fourier_frequencies(self.dim, self.scale, self.name))
     proj = 2 * np.pi * c.astype(jnp.float32)[:, None] * w[None, :]
     return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
+
+
+def fourier_frequencies(dim, scale, name):
+  """The dim/2 frequencies W of the GaussianFourierProjection called
+  ``name`` (float32): scale·N(0, 1), drawn from a stream seeded by the name."""
+  rng = np.random.RandomState(zlib.crc32((name or "").encode()))
+  return (rng.standard_normal(dim // 2) * scale).astype(np.float32)
 
 
 class PositionalEmbedding(nn.Module):
@@ -79,6 +91,10 @@ class ConditionEmbedding(nn.Module):
     the zero vector; as the Dense has a bias, it maps to a learned vector
     (the bias), the counterpart of the null label's row. context=None with
     context_dim > 0 means the null context for every example.
+  - augment_labels: EDM's augmentation labels [B, augment_dim] of the
+    transform applied to each training image (cm_jax.data.augment), through
+    a bias-free Dense (EDM `map_augment`); None (sampling) is the identity
+    transform, whose labels are zero.
   - w (LCM's guidance scale, float32 [B]) is required exactly when
     w_embedding is True; its projection is zero-initialised without bias, so
     w conditioning is a no-op at init (LCM).
@@ -91,10 +107,15 @@ class ConditionEmbedding(nn.Module):
   w_embedding: bool = False
   dtype: Any = jnp.float32
   context_dim: int = 0
+  augment_dim: int = 0
 
   @nn.compact
-  def __call__(self, c_noise, labels=None, w=None, context=None):
+  def __call__(self, c_noise, labels=None, w=None, context=None,
+               augment_labels=None):
     self._check_inputs(c_noise, labels, w, context)
+    if augment_labels is not None and self.augment_dim == 0:
+      raise ValueError("augment_labels given but model.augment_dim = 0; set "
+                       "--config.model.augment_dim=9 (EDM's augmentation).")
     emb = noise_embedding(self.embedding, self.noise_dim, self.fourier_scale,
                           name="noise")(c_noise)
     if self.num_classes > 0:
@@ -106,6 +127,12 @@ class ConditionEmbedding(nn.Module):
         context = jnp.zeros((*c_noise.shape, self.context_dim), jnp.float32)
       emb += nn.Dense(self.noise_dim, name="context")(
           context.astype(jnp.float32))
+    if self.augment_dim > 0:  # EDM map_augment: no bias, so None ≡ zeros
+      if augment_labels is None:  # sampling: the identity transform
+        augment_labels = jnp.zeros((*c_noise.shape, self.augment_dim))
+      emb += nn.Dense(self.noise_dim, use_bias=False,
+                      kernel_init=nn.initializers.xavier_uniform(),
+                      name="augment")(augment_labels.astype(jnp.float32))
     if self.w_embedding:
       w_emb = PositionalEmbedding(self.noise_dim, name="w")(W_EMBEDDING_SCALE * w)
       emb += nn.Dense(self.noise_dim, use_bias=False, kernel_init=nn.initializers.zeros,

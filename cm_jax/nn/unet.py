@@ -210,8 +210,8 @@ class UNet(nn.Module):
   """NCSN++ (defaults) / DDPM++ UNet. Defaults = CM/EDM CIFAR-10 (≈56M params).
 
   __call__(x [B,H,W,C], c_noise [B], labels=None, w=None, context=None,
-  train=False)
-  → F(x) float32 with x's shape. Per resolution level i (res = H / 2^i):
+  train=False, augment_labels=None, return_weight=False)
+  → F(x) float32 with x's shape (with return_weight, (F, w_φ(c_noise))). Per resolution level i (res = H / 2^i):
   encoder: conv (i = 0) or down-block, then num_res_blocks blocks with
   ch·ch_mult[i] channels; decoder: two mid blocks (i = last) or up-block, then
   num_res_blocks + 1 blocks, each taking one encoder skip.
@@ -226,6 +226,7 @@ class UNet(nn.Module):
   num_classes: int = 0  # > 0: class-conditional, label num_classes = null
   w_embedding: bool = False  # LCM: guidance scale w as an input (`w`)
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
+  augment_dim: int = 0  # > 0: EDM's augmentation labels [B, D] as an input
   adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
   resample_filter: tuple = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1)
   residual_input: bool = True  # NCSN++ progressive_input="residual"
@@ -235,13 +236,15 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False,
-               return_weight=False):
+               augment_labels=None, return_weight=False):
     # NCSN++ Fourier features have 2·nf channels, DDPM++ positional nf.
     noise_dim = 2 * self.ch if self.embedding == "fourier" else self.ch
     emb = ConditionEmbedding(noise_dim, 4 * self.ch, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
-                             name="embed")(c_noise, labels, w, context)
+                             augment_dim=self.augment_dim,
+                             name="embed")(c_noise, labels, w, context,
+                                           augment_labels)
     emb = nn.silu(emb)
     h, skips = self._encoder(x.astype(self.dtype), emb, train)
     h = self._decoder(h, skips, emb, train, x.shape[1])

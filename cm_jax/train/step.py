@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from cm_jax import schedules
 from cm_jax.nn import network
 from cm_jax.nn.group_norm import fused_backward
 
@@ -63,8 +64,8 @@ def _teacher(teacher_model, teacher_params, batch, guided):
 
 
 def train_step(state, batch, teacher_params=None, *, model, tx, objective,
-               lr_schedule, ema_decay, teacher_model=None, label_dropout=0.0,
-               skip_nonfinite=False):
+               lr_schedule, ema_decay, ema_rampup_ratio=0.0, augment=None,
+               teacher_model=None, label_dropout=0.0, skip_nonfinite=False):
   """One update: loss, θ ← optimizer, θ⁻ ← μθ⁻ + (1−μ)θ, EMA ← …
 
   CM Alg. 2/3 (and iCT, and the EDM teacher). One key per step,
@@ -72,7 +73,11 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
   (iCT §3.2); the teacher runs without dropout. Labels and context (when
   the model takes them) condition θ, θ⁻ and φ alike. ``label_dropout`` > 0
   (a conditional diffusion teacher) drops an example's condition, label and
-  context together, with that probability. Returns the new state and scalar
+  context together, with that probability. ``augment`` (key, x) → (x',
+  augment labels) is EDM's augmentation (cm_jax.data.augment): θ and θ⁻
+  see x' and its labels, the teacher (if any) neither. The sampling EMA's
+  rate ramps up with ``ema_rampup_ratio`` > 0 (``schedules.ema_decay``).
+  Returns the new state and scalar
   metrics. With ``skip_nonfinite``, an update whose loss, gradient or new
   parameters are not finite is dropped (k still advances, so the next step
   sees the next batch and key) and counted in ``skipped``.
@@ -84,17 +89,21 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
     labels, context = drop_condition(jax.random.fold_in(key, 1),
                                      label_dropout, labels, context,
                                      getattr(model, "num_classes", 0))
+  x0, augment_labels = batch["x"], None
+  if augment is not None:
+    x0, augment_labels = augment(jax.random.fold_in(key, 2), x0)
   teacher = None
   if teacher_model is not None:
     teacher = _teacher(teacher_model, teacher_params, batch,
                        objective.needs.guided_teacher)
 
   def loss_fn(params):
-    online = network(model, params, labels, dropout_key, context=context)
+    online = network(model, params, labels, dropout_key, context=context,
+                     augment_labels=augment_labels)
     target = network(model, state.target, labels, dropout_key,
-                     context=context)
-    per_example, aux = objective(online, target, batch["x"], loss_key,
-                                 state.step, teacher)
+                     context=context, augment_labels=augment_labels)
+    per_example, aux = objective(online, target, x0, loss_key, state.step,
+                                 teacher)
     return per_example.mean(), aux
 
   # Reverse mode only: GroupNorm's fused backward (faster on CPU), unless
@@ -107,7 +116,9 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
   new_state = state.replace(
       step=state.step + 1, online=online,
       target=ema_update(state.target, online, aux["target_mu"]),
-      ema=ema_update(state.ema, online, ema_decay), opt_state=opt_state)
+      ema=ema_update(state.ema, online, schedules.ema_decay(
+          state.step, ema_decay, ema_rampup_ratio)),
+      opt_state=opt_state)
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
              "param_norm": optax.tree.norm(online),  # non-finite ⇒ no save
              "lr": lr_schedule(state.step), **aux}

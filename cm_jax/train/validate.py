@@ -2,22 +2,40 @@
 
 Unknown names (data source, model, metric, curriculum, ...) fail where they
 are resolved, listing the valid ones; unknown fields fail in the locked
-config. This module checks combinations, before any array is built, each
-with a one-line message that says what to change.
+config. This module checks combinations, before any array is built, and
+what a resumed run would change since its checkpoint, each with a one-line
+message that says what to change.
 """
 
+import json
 import math
+
+from absl import logging
+
+from cm_jax.data import sources
+from cm_jax.data.augment import AUGMENT_DIM
 
 MODEL_INPUTS = {"mlp": (1, "vectors [B, D] (2-D data)"),
                 "unet": (3, "images [B, H, W, C]"),
                 "autoencoder": (3, "images [B, H, W, C]")}
 
 
+# Tuple-valued fields and the type of their elements: an override such as
+# --config.model.ch_mult=1.5 passes the locked config (it takes any value
+# for a tuple field) and would fail deep inside the network.
+TUPLE_FIELDS = {"model.ch_mult": int, "model.attn_resolutions": int,
+                "model.resample_filter": (int, float), "sample.ts": (int, float),
+                "sample.labels": int, "eval.steps": int, "edit.ts": (int, float)}
+
+
 def check_experiment(config, source):
   """Raises ValueError if ``config`` cannot train on ``source``'s examples."""
+  check_tuple_fields(config)
   shape = tuple(source.example_shape)
   model = config.model
   data = f"data.source={config.data.source!r}"
+  if source.num_examples < 1:
+    raise ValueError(f"{data} has no examples; check --config.data.*.")
   if model.name in MODEL_INPUTS:
     ndim, what = MODEL_INPUTS[model.name]
     if len(shape) != ndim:
@@ -49,7 +67,31 @@ def check_experiment(config, source):
     raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
                      f"gives examples of shape {shape}; set "
                      "--config.loss.metric=l2 (or pseudo_huber).")
+  _check_augment(config, shape)
   _check_rates(config)
+
+
+def _check_augment(config, shape):
+  """EDM's augmentation warps images and feeds its labels to a UNet."""
+  p, dim = config.augment.p, config.model.get("augment_dim", 0)
+  if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+    raise ValueError(f"augment.p={p} must lie in [0, 1]; set --config.augment.p=...")
+  if p > 0 and len(shape) != 3:
+    raise ValueError(f"augment.p={p} transforms images, but data.source="
+                     f"{config.data.source!r} gives examples of shape {shape}; "
+                     "set --config.augment.p=0.")
+  if p > 0 and (config.model.name != "unet" or dim != AUGMENT_DIM):
+    raise ValueError(f"augment.p={p} feeds the network EDM's {AUGMENT_DIM} "
+                     "augmentation labels (non-leaky augmentation); set "
+                     f"--config.model.augment_dim={AUGMENT_DIM} (a unet), or "
+                     "--config.augment.p=0.")
+  if dim and dim != AUGMENT_DIM:
+    raise ValueError(f"model.augment_dim={dim}: EDM's augmentation has "
+                     f"{AUGMENT_DIM} labels; set --config.model.augment_dim="
+                     f"{AUGMENT_DIM} or 0.")
+  if config.train.ema_rampup_ratio < 0:
+    raise ValueError(f"train.ema_rampup_ratio={config.train.ema_rampup_ratio}"
+                     " must be ≥ 0 (0 = no ramp-up; EDM: 0.05).")
 
 
 def _check_autoencoder(model, shape, data):
@@ -89,8 +131,32 @@ def _check_context(model_dim, data_dim, data):
         f"context_dim={model_dim}; set --config.model.context_dim={data_dim}.")
 
 
+def check_tuple_fields(config):
+  """Each field of ``TUPLE_FIELDS`` the config has is a tuple of its type."""
+  for field, kind in TUPLE_FIELDS.items():
+    group, name = field.split(".")
+    if name not in config.get(group, {}):
+      continue
+    value = config[group][name]
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(v, kind) and not isinstance(v, bool) for v in value)
+    if not ok:
+      what = "integers" if kind is int else "numbers"
+      raise ValueError(
+          f"{field}={value!r} must be a tuple of {what}, e.g. "
+          f"--config.{field}='(1,2)' (a single value: '(2,)').")
+  if "ch_mult" in config.model and min(config.model.ch_mult, default=1) < 1:
+    raise ValueError(f"model.ch_mult={tuple(config.model.ch_mult)} must hold "
+                     "positive integers.")
+
+
 def _check_rates(config):
-  """EMA rates are in [0, 1]; the run has at least one step."""
+  """EMA rates are in [0, 1]; the learning rate is finite and positive; the
+  run has at least one step."""
+  lr = config.optim.lr
+  if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    raise ValueError(f"optim.lr={lr} must be a finite positive number; set "
+                     "--config.optim.lr=... (e.g. 1e-4).")
   rates = {"train.ema_decay": config.train.ema_decay,
            "target.mu": config.target.mu, "target.mu0": config.target.mu0}
   for field, value in rates.items():
@@ -108,3 +174,44 @@ def check_needs(config, needs, model):
     raise ValueError(f"model.w_embedding=True takes LCM's guidance scale w, "
                      f"which method={config.method} does not feed; set "
                      "--config.model.w_embedding=False (or method=lcd, lcf).")
+
+
+# What a resumed run may not change without train.allow_changed_resume:
+# the groups (and top-level fields) that decide the optimizer's path and the
+# data it sees; fields that change neither are left out.
+RESUME_GROUPS = ("optim", "data")
+RESUME_FIELDS = ("seed",)
+NOT_RESUME = ("prefetch", "data_dir", "download")
+
+
+def check_resume(saved_config, config, workdir):
+  """Fails in one line, naming the changes, if a run resuming from a
+  checkpoint of ``saved_config`` would change its optimizer, seed or data,
+  unless ``train.allow_changed_resume``. Fields an older checkpoint lacks
+  are not compared."""
+  changes = []
+  for group in RESUME_GROUPS:
+    old = dict(saved_config.get(group, {}))
+    if group == "data":
+      old = {**sources.IMPLIED, **old}
+    new = json.loads(config[group].to_json())
+    changes += [f"{group}.{k}: {old[k]!r} there, {new.get(k)!r} now"
+                for k in sorted(old) if k in new and k not in NOT_RESUME
+                and _comparable(old[k]) != _comparable(new[k])]
+  changes += [f"{k}: {saved_config[k]!r} there, {config[k]!r} now"
+              for k in RESUME_FIELDS
+              if k in saved_config and saved_config[k] != config[k]]
+  if changes and not config.train.get("allow_changed_resume", False):
+    raise ValueError(
+        f"{workdir} holds a run trained with another {', '.join(changes)}; "
+        "resuming would not continue it. Use the original values, a fresh "
+        "--workdir, or --config.train.allow_changed_resume=True.")
+  if changes:
+    logging.warning("Resuming %s with changes (allowed by "
+                    "train.allow_changed_resume): %s.", workdir,
+                    ", ".join(changes))
+
+
+def _comparable(value):
+  """JSON round-trips turn tuples into lists."""
+  return list(value) if isinstance(value, tuple) else value

@@ -34,8 +34,15 @@ class MetricWriter:
     if not self.enabled:
       return
     scalars = {k: float(v) for k, v in metrics.items()}
-    with open(self.path, "a") as f:
-      f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+    try:
+      with open(self.path, "a") as f:
+        f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+    except OSError as e:  # a full disk fails the write, not the open
+      error = OSError(f"Cannot append to {self.path}: {e.strerror} [errno "
+                      f"{e.errno}]; free some space (or fix the workdir) and "
+                      "rerun the same command to resume.")
+      error.errno = e.errno
+      raise error from e
     if self._tb is not None:
       self._tb.write_scalars(int(step), scalars)
 

@@ -47,8 +47,11 @@ class ConsistencyTraining(ConsistencyLoss):
 class ConsistencyDistillation(ConsistencyLoss):
   """CM Alg. 2: one teacher ODE step (Heun by default) from t_{n+1} to t_n."""
 
+  # A teacher trained without EDM's augmentation lacks the student's
+  # augment-label input, which sees no labels in CD (a no-op).
   needs = Needs(teacher=("edm",), teacher_what="a trained EDM teacher",
-                teacher_in_step=True, init_from_teacher="option")
+                teacher_in_step=True, init_from_teacher="option",
+                student_may_add=("augment_dim",))
   solver: str = "heun"
 
   @classmethod
