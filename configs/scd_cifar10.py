@@ -8,9 +8,9 @@
 
 sCT's recipe (configs/sct_cifar10.py, sCM App. G) with dx_t/dt from the
 teacher's PF-ODE, σ_d·F_pretrain(x_t/σ_d, t), dropout 0 (sCD) and the
-student starting from the teacher's EMA weights (Alg. 1). Target: FID 3.66
-(1 step) / 2.52 (2 steps) is sCM's CIFAR-10 sCD, as the paper reports it
-(not checked against its tables here).
+student starting from the teacher's EMA weights (Alg. 1). Target: none
+stated here. The sCD FIDs readable in the stored paper text sit in its
+ImageNet columns; sCM's CIFAR-10 table was not confirmed to report sCD.
 """
 
 from configs import base, sct_cifar10
