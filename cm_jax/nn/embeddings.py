@@ -175,3 +175,18 @@ class AdaptiveWeight(nn.Module):
                           "embed")(c_noise)
     return nn.Dense(1, kernel_init=nn.initializers.zeros,
                     name="out")(emb)[:, 0].astype(jnp.float32)
+
+
+def with_adaptive_weight(model, out, c_noise, return_weight, width):
+  """A network's output F, or (F, w_φ(c_noise) [B]) with ``return_weight``
+  (sCM §4.2). Called inside ``model``'s compact ``__call__``: the head
+  ``adaptive_weight`` (an ``AdaptiveWeight`` of ``width``) exists, and is
+  initialised, whenever ``model.adaptive_weight``."""
+  if not model.adaptive_weight:
+    if return_weight:
+      raise ValueError("return_weight needs a network with "
+                       "model.adaptive_weight=True.")
+    return out
+  weight = AdaptiveWeight(width, model.embedding, model.fourier_scale,
+                          name="adaptive_weight")(c_noise)
+  return (out, weight) if return_weight else out

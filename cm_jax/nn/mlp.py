@@ -5,7 +5,7 @@ from typing import Any, Optional
 import jax.numpy as jnp
 import flax.linen as nn
 
-from cm_jax.nn.embeddings import AdaptiveWeight, ConditionEmbedding
+from cm_jax.nn.embeddings import ConditionEmbedding, with_adaptive_weight
 
 XAVIER = nn.initializers.xavier_uniform()
 
@@ -45,16 +45,6 @@ class MLP(nn.Module):
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
     near_zero = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
     out = dense(self.out_dim or x.shape[-1], "out", near_zero)(h)
-    return self._with_weight(out.astype(jnp.float32), c_noise, return_weight)
+    return with_adaptive_weight(self, out.astype(jnp.float32), c_noise,
+                                return_weight, self.hidden)
 
-  def _with_weight(self, out, c_noise, return_weight):
-    """F, or (F, w_φ(c_noise) [B]) with ``return_weight`` (sCM §4.2). The
-    head exists (and is initialised) whenever ``adaptive_weight``."""
-    if not self.adaptive_weight:
-      if return_weight:
-        raise ValueError("return_weight needs a network with "
-                         "model.adaptive_weight=True.")
-      return out
-    weight = AdaptiveWeight(self.hidden, self.embedding, self.fourier_scale,
-                            name="adaptive_weight")(c_noise)
-    return (out, weight) if return_weight else out

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
-from cm_jax.nn.embeddings import AdaptiveWeight, ConditionEmbedding
+from cm_jax.nn.embeddings import ConditionEmbedding, with_adaptive_weight
 from cm_jax.nn.group_norm import GroupNorm
 
 XAVIER = nn.initializers.xavier_uniform()
@@ -251,19 +251,8 @@ class UNet(nn.Module):
     h = group_norm(h, self.dtype, "out_norm", silu=True)
     out = nn.Conv(self.out_channels or x.shape[-1], (3, 3), kernel_init=NEAR_ZERO,
                   dtype=self.dtype, name="out_conv")(h)
-    return self._with_weight(out.astype(jnp.float32), c_noise, return_weight)
-
-  def _with_weight(self, out, c_noise, return_weight):
-    """F, or (F, w_φ(c_noise) [B]) with ``return_weight`` (sCM §4.2). The
-    head exists (and is initialised) whenever ``adaptive_weight``."""
-    if not self.adaptive_weight:
-      if return_weight:
-        raise ValueError("return_weight needs a network with "
-                         "model.adaptive_weight=True.")
-      return out
-    weight = AdaptiveWeight(self.ch, self.embedding, self.fourier_scale,
-                            name="adaptive_weight")(c_noise)
-    return (out, weight) if return_weight else out
+    return with_adaptive_weight(self, out.astype(jnp.float32), c_noise,
+                                return_weight, self.ch)
 
   def _block(self, out_ch, name, **kw):
     return ResBlock(out_ch, dropout=self.dropout, resample_filter=self.resample_filter,
