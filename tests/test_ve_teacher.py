@@ -6,7 +6,8 @@ c_out·net(c_in·x, ¼ ln σ) is TrigFlow's x̂0 = cos t·x_t − sin t·σ_d·F
 F(x_in, t) = −net(x_in, ¼·ln(σ_d·tan t)) (cm_jax/processes.py). Checked
 against the truth, not against that formula:
 1. for a random network, TrigFlow's x̂0 at (cos t·x, t) is EDM's D(x; σ_d·tan
-   t) (``parametrization.edm_denoiser``), f(x, 0) = x, and t → 0 is finite;
+   t) (``parametrization.edm_denoiser``), TrigFlow's DDIM step is EDM's
+   Euler step, f(x, 0) = x, and t → 0 is finite;
 2. for Gaussian data, the VE closed forms written as EDM raw networks give
    TrigFlow's closed-form velocity and consistency F, the VE PF-ODE mapped
    through the change of variables, and a zero sCD tangent per sample;
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cm_jax import losses, nn, parametrization, processes, teacher
+from cm_jax import losses, nn, parametrization, processes, solvers, teacher
 from cm_jax.train.objectives.continuous import (
     SimplifiedConsistencyDistillation)
 from configs import base
@@ -74,6 +75,23 @@ def test_edm_network_is_edms_denoiser_in_trigflow_variables():
   # sCM's reading (network=trigflow) is left as it was.
   sc = processes.TrigFlow(sigma_data=SD)
   np.testing.assert_array_equal(sc.velocity_net(net)(x, t), net(x, t))
+
+
+def test_trigflow_ddim_on_the_edm_network_is_the_ve_euler_step():
+  """DDIM on TrigFlow (α = cos t, σ = σ_d·sin t) steps in x/α = x_VE and
+  σ/α = σ_d·tan t, so through the conversion one DDIM step of the teacher
+  is EDM's Euler step of D from σ_d·tan t to σ_d·tan t' (EDM eq. 4)."""
+  net = tiny_net()
+  process = processes.TrigFlow(sigma_data=SD, network="edm")
+  x = 2.0 * jax.random.normal(jax.random.key(8), (6, DIM))
+  t = jax.random.uniform(jax.random.key(9), (6,), minval=0.05, maxval=1.5)
+  t_next = 0.5 * t
+  step = solvers.ddim_step(process.denoiser(net), jnp.cos(t)[:, None] * x, t,
+                           t_next, process=process)
+  ve = solvers.euler_step(parametrization.edm_denoiser(net, SD), x,
+                          SD * jnp.tan(t), SD * jnp.tan(t_next))
+  np.testing.assert_allclose(step, jnp.cos(t_next)[:, None] * ve, rtol=1e-4,
+                             atol=1e-5)
 
 
 def test_edm_network_at_t_zero_is_finite_and_the_identity():
