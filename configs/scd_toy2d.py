@@ -18,7 +18,8 @@ cm_jax/processes.py); the student starts as that teacher plus sCM's w_φ
 head (θ ← θ_pretrain):
 
   python launch.py --config=configs/edm_toy2d.py --workdir=runs/edm_toy2d
-  python launch.py --config=configs/scd_toy2d.py:edm --workdir=runs/scd_toy2d_edm \\
+  python launch.py --config=configs/scd_toy2d.py:edm \\
+      --workdir=runs/scd_toy2d_edm \\
       --config.teacher.workdir=runs/edm_toy2d
 """
 

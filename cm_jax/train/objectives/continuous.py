@@ -98,8 +98,8 @@ class SimplifiedConsistencyTraining:
     r = self.warmup(step)
     loss = losses.continuous_consistency_loss(
         self._online(online), d.velocity_net(target), x0, key,
-        velocity=velocity, sigma_data=d.sigma_data, p_mean=self.p_mean, p_std=self.p_std,
-        warmup=r, tangent_c=self.tangent_c,
+        velocity=velocity, sigma_data=d.sigma_data, p_mean=self.p_mean,
+        p_std=self.p_std, warmup=r, tangent_c=self.tangent_c,
         prior_weighting=self.prior_weighting)
     return loss, {"target_mu": jnp.float32(0.0), "tangent_warmup": r}
 
