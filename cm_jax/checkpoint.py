@@ -48,7 +48,9 @@ NOT_ARCHITECTURE = ("dropout", "dtype")
 def _implied(group, config):
   """What a config lacking a field of ``group`` implies: the network's own
   default (configs written before base.py declared every field, or before
-  the field existed, set only some)."""
+  the field existed, set only some); trigflow.network = "trigflow"."""
+  if group == "trigflow":  # runs before trigflow.network: sCM's reading
+    return {"network": "trigflow"}
   if group != "model" or config.get("name") not in nn.MODELS:
     return {}
   return nn.model_defaults(config["name"])

@@ -7,6 +7,8 @@
   sin t·z with z ~ N(0, σ_d²I), t ∈ [0, π/2]; the network F_θ sees x_t/σ_d
   and c_noise(t), and f_θ(x_t, t) = cos t·x_t − sin t·σ_d·F_θ (sCM eq. 5),
   which is also its diffusion model's x̂0 (F is then the velocity / σ_d).
+  ``network="edm"`` reads a VE EDM network as that F (F = −net(x_in,
+  ¼·ln(σ_d·tan t)); ``TrigFlow.velocity_net``).
 - ``VP``: the discrete DDPM variance-preserving process that LCM distils
   (Luo et al. 2023 §4.1): ᾱ_t = ∏_{s ≤ t} (1 − β_s) over t ∈ {0, …, T − 1},
   α(t) = √ᾱ_t, σ(t) = √(1 − ᾱ_t). The network predicts ε (DDPM); the
@@ -181,6 +183,30 @@ class VP:
     return f
 
 
+def _trigflow_c_noise(process, t):
+  """sCM §4.1: c_noise(t) = ``time_scale``·t."""
+  return process.time_scale * t
+
+
+def _edm_c_noise(process, t):
+  """EDM Table 1's c_noise = ¼·ln σ at σ = σ_d·tan t, σ clamped from below
+  at σ_min. Unclamped it is −∞ at t = 0, and f(x, 0) = x − sin 0·σ_d·F
+  would be 0·∞ = NaN; the clamp keeps F, its gradient and its JVP finite
+  (below σ_min the derivative in t is 0). sCM's lognormal t (ln σ ~
+  N(−1.0, 1.4²)) falls below σ_min = 0.002 with probability ≈ 1e-4, and
+  there cos t·x_t carries f (sin t < σ_min/σ_d)."""
+  sigma = process.sigma_data * jnp.tan(t)
+  return 0.25 * jnp.log(jnp.maximum(sigma, process.sigma_min))
+
+
+# trigflow.network: how a raw network net(x_in, c_noise) is read as
+# TrigFlow's F(x_in, t): (c_noise(process, t), the sign of F).
+TRIGFLOW_NETWORKS = {
+    "trigflow": (_trigflow_c_noise, 1.0),  # sCM: F = net(x_in, time_scale·t)
+    "edm": (_edm_c_noise, -1.0),  # F = −net(x_in, ¼·ln(σ_d·tan t))
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrigFlow:
   """sCM's TrigFlow (Lu & Song 2024, §2.1 and eq. 5, 6).
@@ -189,8 +215,25 @@ class TrigFlow:
   the other processes (n ~ N(0, I)), α = cos t and σ = σ_d·sin t. TrigFlow
   is EDM's VE process re-timed, σ_VE = σ_d·tan t and x_VE = x_t / cos t, so
   EDM's σ_min, σ_max and ρ give its times: t_max = arctan(σ_max/σ_d) (sCM
-  App. G: arctan(80/0.5)), and ``grid`` maps EDM's eq. 5 grid to t. The
-  network sees c_noise(t) = ``time_scale``·t (sCM §4.1: c_noise(t) = t).
+  App. G: arctan(80/0.5)), and ``grid`` maps EDM's eq. 5 grid to t.
+
+  Every use of F goes through ``velocity_net``, which reads a raw network
+  ``net(x_in, c_noise)`` as F(x_in, t) in one of two ways (``network``):
+
+  - "trigflow" (sCM §4.1): F(x_in, t) = net(x_in, ``time_scale``·t).
+  - "edm": the network of a VE EDM run (EDM Table 1 preconditioning,
+    ``parametrization.edm_denoiser``), D(x; σ) = c_skip·x + c_out·net(c_in·x,
+    ¼ ln σ). At σ = σ_d·tan t and x = x_t/cos t, EDM's scalings become
+      c_skip = σ_d²/(σ² + σ_d²) = cos²t,
+      c_out = σ·σ_d/√(σ² + σ_d²) = σ_d·sin t,
+      c_in·x = x/√(σ² + σ_d²) = (cos t/σ_d)·(x_t/cos t) = x_t/σ_d,
+    so D(x_t/cos t; σ_d·tan t) = cos t·x_t + σ_d·sin t·net(x_t/σ_d,
+    ¼ ln(σ_d·tan t)). Against TrigFlow's x̂0 = cos t·x_t − sin t·σ_d·F(x_t/σ_d,
+    t) (sCM eq. 5) this is exactly
+      F(x_in, t) = −net(x_in, ¼·ln(σ_d·tan t)),
+    a sign and EDM's c_noise: the VE teacher of CD is a TrigFlow teacher of
+    sCD, and its weights an sCD/sCT student's θ_pretrain. σ_d·tan t is
+    clamped at σ_min (``_edm_c_noise``); ``time_scale`` must stay 1.
   """
 
   sigma_min: float = schedules.SIGMA_MIN
@@ -198,6 +241,14 @@ class TrigFlow:
   rho: float = schedules.RHO
   sigma_data: float = schedules.SIGMA_DATA
   time_scale: float = 1.0
+  network: str = "trigflow"
+
+  def __post_init__(self):
+    registry.lookup(TRIGFLOW_NETWORKS, self.network, "trigflow.network")
+    if self.network == "edm" and self.time_scale != 1.0:
+      raise ValueError(f"trigflow.time_scale={self.time_scale} has no effect "
+                       "with trigflow.network=edm (c_noise = ¼·ln(σ_d·tan t)"
+                       "); set --config.trigflow.time_scale=1.")
 
   @property
   def t_min(self):
@@ -233,16 +284,41 @@ class TrigFlow:
     """sCM's multistep sampling: x_t = cos t·x̂0 + sin t·σ_d·z."""
     return self.noise(x, z, t)
 
+  @property
+  def reads_ve_networks(self):
+    """Whether F is a VE EDM network read through the change of variables
+    (network="edm"), so a VE run can be this run's teacher or start."""
+    return self.network == "edm"
+
   def c_noise(self, t):
-    return self.time_scale * t
+    """The raw network's noise input at TrigFlow time t (``network``)."""
+    return TRIGFLOW_NETWORKS[self.network][0](self, t)
+
+  def velocity_net(self, net):
+    """F(x_in, t, **kw) of a raw network ``net(x_in, c_noise, **kw)``:
+    sign·net(x_in, c_noise(t)), the sign −1 for network="edm". With
+    ``return_weight=True`` the network returns (F, w_φ) and the sign applies
+    to F only (w_φ(c_noise) is a weighting, sCM §4.2)."""
+    sign = TRIGFLOW_NETWORKS[self.network][1]
+
+    def F(x_in, t, **kw):
+      out = net(x_in, self.c_noise(t), **kw)
+      if sign == 1.0:
+        return out
+      if kw.get("return_weight"):
+        return -out[0], out[1]
+      return -out
+
+    return F
 
   def consistency_fn(self, net):
-    """sCM eq. 5: f_θ(x_t, t) = cos t·x_t − sin t·σ_d·F_θ(x_t/σ_d,
-    c_noise(t)); f(x, 0) = x exactly (sin 0 = 0)."""
+    """sCM eq. 5: f_θ(x_t, t) = cos t·x_t − sin t·σ_d·F_θ(x_t/σ_d, t), F of
+    ``velocity_net``; f(x, 0) = x exactly (sin 0 = 0, F finite)."""
+    F = self.velocity_net(net)
 
     def f(x, t):
       t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
-      out = net(x / self.sigma_data, self.c_noise(t))
+      out = F(x / self.sigma_data, t)
       return (expand_to(jnp.cos(t), x) * x
               - expand_to(jnp.sin(t) * self.sigma_data, x) * out)
 
@@ -250,13 +326,15 @@ class TrigFlow:
 
   def denoiser(self, net):
     """x̂0 of a TrigFlow diffusion model (F = velocity/σ_d): the same map as
-    ``consistency_fn`` (sCM §2.1)."""
+    ``consistency_fn`` (sCM §2.1); for network="edm", EDM's D(x_t/cos t;
+    σ_d·tan t)."""
     return self.consistency_fn(net)
 
 
 PROCESSES = {
     "ve": lambda config: VE(**config.diffusion),
     "trigflow": lambda config: TrigFlow(time_scale=config.trigflow.time_scale,
+                                        network=config.trigflow.network,
                                         **config.diffusion),
     "vp": lambda config: VP(sigma_data=config.diffusion.sigma_data,
                             **config.vp),

@@ -14,7 +14,7 @@ import os
 
 from flax import traverse_util
 
-from cm_jax import checkpoint
+from cm_jax import checkpoint, processes
 
 PROCESS_FIELDS = ("process", "vp", "diffusion", "trigflow")
 # The config groups that define each process's (α, σ) and network input.
@@ -60,15 +60,24 @@ def _check_same_latents(saved_data, data, workdir):
 
 def _check_same_process(saved_config, config, workdir):
   """LCD, LCF, ECT and sCM must run on the process (α, σ and, for TrigFlow,
-  c_noise) their teacher or starting run used."""
+  c_noise) their teacher or starting run used. One exception: a VE EDM run
+  is a TrigFlow diffusion model read with trigflow.network=edm (F =
+  −net(x_in, ¼·ln(σ_d·tan t)); ``processes.TrigFlow``), so sCD and sCT may
+  start from it when config.diffusion (σ_d, σ_min, σ_max, ρ) matches."""
   saved = {k: saved_config.get(k, "ve" if k == "process" else {})
            for k in PROCESS_FIELDS}
   saved_name = saved["process"]
-  if saved_name != config.process:
+  groups = PROCESS_GROUPS.get(saved_name, ("diffusion",))
+  if saved_name == "ve" and config.process == "trigflow":
+    if not processes.make_process(config).reads_ve_networks:
+      raise ValueError(f"{workdir} is a VE run (EDM's network); a TrigFlow "
+                       "run reads it only as trigflow.network=edm: set "
+                       "--config.trigflow.network=edm.")
+  elif saved_name != config.process:
     raise ValueError(f"{workdir} was trained with process={saved_name!r}, this "
                      f"run has process={config.process!r}; set "
                      f"--config.process={saved_name}.")
-  for group in PROCESS_GROUPS.get(saved_name, ("diffusion",)):
+  for group in groups:
     diff = checkpoint.config_differences(saved, config, group)
     if diff:
       raise ValueError(f"{workdir} was trained with another noise process "

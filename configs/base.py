@@ -125,6 +125,11 @@ def get_base_config():
   c.process = "ve"
   c.trigflow = ml_collections.ConfigDict()
   c.trigflow.time_scale = 1.0  # c_noise(t) = this·t (sCM: t).
+  # How the raw network is read as TrigFlow's F (cm_jax/processes.py):
+  # trigflow (sCM: F = net(x_in, time_scale·t)) | edm (a VE EDM network, EDM
+  # Table 1: F = −net(x_in, ¼·ln(σ_d·tan t)); sCD/sCT from a process=ve
+  # method=edm run, e.g. the teacher of CD).
+  c.trigflow.network = "trigflow"
   c.vp = ml_collections.ConfigDict()
   c.vp.num_timesteps = 1000  # T: DDPM steps t ∈ {0, …, T − 1}.
   c.vp.beta_schedule = "scaled_linear"  # scaled_linear (SD, LCM) | linear (DDPM).

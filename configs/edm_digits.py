@@ -1,4 +1,5 @@
-"""The EDM teacher on the embedded 8×8 digits (the teacher of cd_digits.py).
+"""The EDM teacher on the embedded 8×8 digits (the teacher of cd_digits.py,
+and of scd_digits.py, which reads it as a TrigFlow network).
 
   python launch.py --config=configs/edm_digits.py --workdir=runs/edm_digits
 

@@ -1,4 +1,5 @@
-"""The EDM diffusion teacher on 2-D data (the teacher of configs/cd_toy2d.py).
+"""The EDM diffusion teacher on 2-D data (the teacher of configs/cd_toy2d.py,
+and of configs/scd_toy2d.py:edm, which reads it as a TrigFlow network).
 
   python launch.py --config=configs/edm_toy2d.py --workdir=runs/edm_toy2d
   python launch.py --config=configs/edm_toy2d.py --workdir=runs/edm_toy2d \\

@@ -1,4 +1,5 @@
-"""sCD (sCM Alg. 1) on 2-D data from the TrigFlow teacher.
+"""sCD (sCM Alg. 1) on 2-D data from the TrigFlow teacher, or (``:edm``) from
+the VE EDM teacher that CD distils.
 
   python launch.py --config=configs/edm_toy2d.py:trigflow --workdir=runs/trigflow_toy2d
   python launch.py --config=configs/scd_toy2d.py --workdir=runs/scd_toy2d \\
@@ -8,11 +9,23 @@ sCM's objective (configs/sct_toy2d.py) with dx_t/dt from the teacher,
 starting from its weights, with CD's toy optimisation (configs/cd_toy2d.py:
 the teacher's 512 × 4 MLP, RAdam lr 1e-4, batch 512, 8,000 steps), so CD and
 sCD distil one kind of budget.
+
+``:edm`` distils runs/edm_toy2d, the VE EDM teacher of configs/cd_toy2d.py,
+so CD and sCD distil one and the same teacher. TrigFlow is VE re-timed (σ =
+σ_d·tan t, x_VE = x_t/cos t), and EDM's preconditioned network is then
+TrigFlow's F(x_in, t) = −net(x_in, ¼·ln(σ_d·tan t)) (trigflow.network=edm,
+cm_jax/processes.py); the student starts as that teacher plus sCM's w_φ
+head (θ ← θ_pretrain):
+
+  python launch.py --config=configs/edm_toy2d.py --workdir=runs/edm_toy2d
+  python launch.py --config=configs/scd_toy2d.py:edm \\
+      --workdir=runs/scd_toy2d_edm \\
+      --config.teacher.workdir=runs/edm_toy2d
 """
 
 from configs import base, cd_toy2d, sct_toy2d
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = (None, "edm")  # file.py:arg values; None = no arg.
 
 
 def get_config(arg=None):
@@ -22,4 +35,7 @@ def get_config(arg=None):
   c.method = "scd"
   c.teacher.workdir = "runs/trigflow_toy2d"
   c.teacher.init_student = True
+  if arg == "edm":  # CD's VE teacher, read as a TrigFlow network
+    c.trigflow.network = "edm"
+    c.teacher.workdir = "runs/edm_toy2d"
   return c

@@ -14,7 +14,8 @@ from cm_jax import nn
 from cm_jax.train import objectives as objective
 from configs import (ae_cifar10, ae_digits, base, cd_cifar10, cd_digits,
                      cd_toy2d, ct_cifar10, edm_cifar10, edm_digits, edm_toy2d,
-                     ict_cifar10, lcd_cifar10, lcd_digits, quickstart, toy2d)
+                     ict_cifar10, lcd_cifar10, lcd_digits, quickstart,
+                     scd_digits, scd_toy2d, toy2d)
 
 
 def _num_params(model_config, shape=(32, 32, 3)):
@@ -117,6 +118,29 @@ def test_cd_toy2d_student_has_its_teachers_network():
   assert edm_toy2d.get_config("cond").model.hidden == toy2d.get_config().model.hidden
 
 
+@pytest.mark.parametrize("student,teacher_config,cd", [
+    (scd_toy2d.get_config("edm"), edm_toy2d.get_config(), cd_toy2d),
+    (scd_digits.get_config(), edm_digits.get_config(), cd_digits)])
+def test_scd_from_the_ve_teacher_of_cd(student, teacher_config, cd):
+  """sCD distils CD's VE teacher, read as TrigFlow's F (network=edm), and
+  starts as it: the teacher's network plus w_φ, its diffusion constants,
+  data and CD's optimisation."""
+  assert (student.method, student.process) == ("scd", "trigflow")
+  assert student.trigflow.network == "edm" and teacher_config.process == "ve"
+  assert student.teacher.workdir == cd.get_config().teacher.workdir
+  assert student.teacher.init_student and student.model.adaptive_weight
+  model = student.model.to_dict()
+  model["adaptive_weight"] = False
+  assert model == teacher_config.model.to_dict()
+  assert student.diffusion.to_dict() == teacher_config.diffusion.to_dict()
+  assert student.data.to_dict() == teacher_config.data.to_dict()
+  for field in ("name", "lr", "b2", "grad_clip"):
+    assert student.optim[field] == cd.get_config().optim[field]
+  for field in ("num_steps", "batch_size", "ema_decay"):
+    assert student.train[field] == cd.get_config().train[field]
+  assert 0 < student.scm.warmup_steps <= student.train.num_steps // 8
+
+
 @pytest.mark.parametrize("module,arg", [(ict_cifar10, "smoke"),
                                         (ct_cifar10, "smoke"),
                                         (edm_cifar10, "smoke"),
@@ -129,7 +153,9 @@ def test_cd_toy2d_student_has_its_teachers_network():
                                         (lcd_digits, None),
                                         (edm_cifar10, "latent_smoke"),
                                         (lcd_cifar10, "smoke"),
-                                        (lcd_cifar10, "pixel_smoke")])
+                                        (lcd_cifar10, "pixel_smoke"),
+                                        (scd_toy2d, "edm"),
+                                        (scd_digits, None)])
 def test_small_configs_resolve(module, arg):
   c = module.get_config(arg) if arg else module.get_config()
   shape = (2,) if c.data.source == "toy2d" else (8, 8, 1)

@@ -1,6 +1,8 @@
 """sCM on TrigFlow (Lu & Song 2024): the TrigFlow diffusion teacher, sCT and
 sCD (sCM Alg. 1). Networks are raw, ``net(x_in, c_noise)``; here they become
-functions of TrigFlow time, F(x_t/σ_d, t) = net(x_t/σ_d, c_noise(t))."""
+functions of TrigFlow time F(x_t/σ_d, t) through the process's
+``velocity_net`` (trigflow.network: sCM's net(x_in, t), or a VE EDM
+network's −net(x_in, ¼·ln(σ_d·tan t)))."""
 
 import dataclasses
 
@@ -10,10 +12,12 @@ from cm_jax import losses, processes
 from cm_jax.train.objectives.base import Needs
 
 # sCT and sCD start from a TrigFlow diffusion model (sCM Alg. 1: θ ←
-# θ_pretrain), whose network they share up to the w_φ head.
+# θ_pretrain), whose network they share up to the w_φ head: a TrigFlow run,
+# or a VE EDM run read through trigflow.network=edm (teacher.py).
 _TEACHER = dict(teacher=("edm",),
                 teacher_what="a trained TrigFlow teacher (method=edm, "
-                             "process=trigflow)",
+                             "process=trigflow, or process=ve with "
+                             "trigflow.network=edm)",
                 same_process_as_teacher=True,
                 student_may_add=("adaptive_weight",), forward_mode=True)
 
@@ -22,11 +26,6 @@ def check_trigflow(config):
   if config.process != "trigflow":
     raise ValueError(f"method={config.method} runs on sCM's TrigFlow process;"
                      " set --config.process=trigflow.")
-
-
-def in_time(net, process):
-  """F(x_in, t) = net(x_in, c_noise(t)), a function of TrigFlow time."""
-  return lambda x_in, t, **kw: net(x_in, process.c_noise(t), **kw)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +42,7 @@ class TrigFlowDiffusion:
     del target, step, teacher
     d = self.diffusion
     loss = losses.trigflow_diffusion_loss(
-        in_time(online, d), x0, key, p_mean=self.p_mean, p_std=self.p_std,
+        d.velocity_net(online), x0, key, p_mean=self.p_mean, p_std=self.p_std,
         sigma_data=d.sigma_data)
     return loss, {"target_mu": jnp.float32(0.0)}
 
@@ -89,7 +88,7 @@ class SimplifiedConsistencyTraining:
 
   def _online(self, online):
     """(x_in, t) → (F_θ, w_φ(t)); w_φ ≡ 0 without the adaptive head."""
-    f = in_time(online, self.diffusion)
+    f = self.diffusion.velocity_net(online)
     if self.adaptive:
       return lambda x_in, t: f(x_in, t, return_weight=True)
     return lambda x_in, t: (f(x_in, t), jnp.zeros_like(t))
@@ -98,9 +97,9 @@ class SimplifiedConsistencyTraining:
     d = self.diffusion
     r = self.warmup(step)
     loss = losses.continuous_consistency_loss(
-        self._online(online), in_time(target, d), x0, key, velocity=velocity,
-        sigma_data=d.sigma_data, p_mean=self.p_mean, p_std=self.p_std,
-        warmup=r, tangent_c=self.tangent_c,
+        self._online(online), d.velocity_net(target), x0, key,
+        velocity=velocity, sigma_data=d.sigma_data, p_mean=self.p_mean,
+        p_std=self.p_std, warmup=r, tangent_c=self.tangent_c,
         prior_weighting=self.prior_weighting)
     return loss, {"target_mu": jnp.float32(0.0), "tangent_warmup": r}
 
@@ -112,12 +111,16 @@ class SimplifiedConsistencyTraining:
 @dataclasses.dataclass(frozen=True)
 class SimplifiedConsistencyDistillation(SimplifiedConsistencyTraining):
   """sCD (sCM Alg. 1, dx_t/dt = σ_d·F_pretrain(x_t/σ_d, t), the TrigFlow
-  teacher's PF-ODE); starts from the teacher with teacher.init_student."""
+  teacher's PF-ODE); starts from the teacher with teacher.init_student.
+  F_pretrain is the teacher's network read through this run's process, so
+  a VE EDM teacher (trigflow.network=edm) gives σ_d·F_pretrain =
+  −σ_d·net(x_t/σ_d, ¼·ln(σ_d·tan t)), which is the VE PF-ODE dx/dσ =
+  (x − D(x; σ))/σ (EDM eq. 4) in TrigFlow's variables."""
 
   needs = Needs(**_TEACHER, teacher_in_step=True, init_from_teacher="option")
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     d = self.diffusion
-    teacher_f = in_time(teacher, d)
+    teacher_f = d.velocity_net(teacher)
     velocity = lambda x_t, t: d.sigma_data * teacher_f(x_t / d.sigma_data, t)
     return self._loss(online, target, x0, key, step, velocity)
