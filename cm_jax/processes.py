@@ -18,8 +18,10 @@
 All three expose the same interface, so losses, solvers and samplers take "a
 process" and never branch on its kind:
 ``alpha(t)``, ``sigma(t)``, ``t_min``, ``t_max``, ``grid(n, size)`` (ascending
-times), ``noise(x0, z, t)``, ``prior(key, shape)``, ``renoise(x, t, z)`` (CM
-Alg. 1 / LCM Alg. 3), ``consistency_fn(net)``, ``denoiser(net)`` (x, t) → x̂0.
+times), ``noise(x0, z, t)``, ``prior(key, shape)`` (x_T ~ N(0, s²I), s =
+``prior_std``), ``renoise(x, t, z)`` (CM Alg. 1 / LCM Alg. 3),
+``from_ve_sigma(σ)`` (the time whose x_t/α(t) = x0 + σ·n: EDM's σ as the
+process's own time), ``consistency_fn(net)``, ``denoiser(net)`` (x, t) → x̂0.
 A raw network is ``net(x_in, c_noise) → F``.
 """
 
@@ -64,9 +66,17 @@ class VE:
   def noise(self, x0, z, t):
     return x0 + expand_to(t, x0) * z
 
+  @property
+  def prior_std(self):
+    return self.sigma_max
+
   def prior(self, key, shape):
     """x_T ~ N(0, T²I)."""
-    return self.sigma_max * keys.normal(key, shape)
+    return self.prior_std * keys.normal(key, shape)
+
+  def from_ve_sigma(self, sigma):
+    """t = σ: VE time is EDM's σ."""
+    return jnp.asarray(sigma, jnp.float32)
 
   def renoise(self, x, t, z):
     """CM Alg. 1: x + √(τ² − ε²)·z (x already carries ε's noise)."""
@@ -145,9 +155,20 @@ class VP:
   def noise(self, x0, z, t):
     return expand_to(self.alpha(t), x0) * x0 + expand_to(self.sigma(t), x0) * z
 
+  @property
+  def prior_std(self):
+    return 1.0
+
   def prior(self, key, shape):
     """z_T ~ N(0, I) (ᾱ_{T−1} ≈ 0)."""
-    return keys.normal(key, shape)
+    return self.prior_std * keys.normal(key, shape)
+
+  def from_ve_sigma(self, sigma):
+    """The DDPM step whose σ(t)/α(t) = √((1 − ᾱ_t)/ᾱ_t) is nearest σ."""
+    ratios = np.sqrt((1.0 - self.alphas_cumprod) / self.alphas_cumprod)
+    sigma = jnp.asarray(sigma, jnp.float32)
+    distance = jnp.abs(jnp.asarray(ratios, jnp.float32) - sigma[..., None])
+    return jnp.argmin(distance, axis=-1).astype(jnp.float32)
 
   def renoise(self, x, t, z):
     """LCM Alg. 3: z_τ = α(τ)·x + σ(τ)·z."""
@@ -276,9 +297,17 @@ class TrigFlow:
     return (expand_to(jnp.cos(t), x0) * x0
             + expand_to(self.sigma_data * jnp.sin(t), x0) * z)
 
+  @property
+  def prior_std(self):
+    return self.sigma_data
+
   def prior(self, key, shape):
     """x_T ~ N(0, σ_d²I) (sCM samples from the prior at t_max)."""
-    return self.sigma_data * keys.normal(key, shape)
+    return self.prior_std * keys.normal(key, shape)
+
+  def from_ve_sigma(self, sigma):
+    """t = arctan(σ/σ_d): x_t/cos t = x0 + σ_d·tan t·n, EDM's x at σ."""
+    return jnp.arctan(jnp.asarray(sigma, jnp.float32) / self.sigma_data)
 
   def renoise(self, x, t, z):
     """sCM's multistep sampling: x_t = cos t·x̂0 + sin t·σ_d·z."""

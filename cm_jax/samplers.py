@@ -110,8 +110,10 @@ def slerp(z0, z1, alpha):
           + jnp.sin(alpha * theta) * z1) / jnp.sin(theta)
 
 
-def interpolate(f, z0, z1, alphas, *, t_max=SIGMA_MAX):
-  """CM Fig. 6: slerp between two noises, then one step: f(T·slerp(z0, z1, α), T).
+def interpolate(f, z0, z1, alphas, *, t_max=SIGMA_MAX, prior_std=None):
+  """CM Fig. 6: slerp between two noises, then one step from the prior:
+  f(s·slerp(z0, z1, α), T), s = ``prior_std`` (None: T, VE's x_T ~ N(0, T²I);
+  TrigFlow: σ_d at T = arctan(σ_max/σ_d)).
 
   Args:
     z0, z1: standard-normal noises of one example's shape (no batch axis).
@@ -120,5 +122,6 @@ def interpolate(f, z0, z1, alphas, *, t_max=SIGMA_MAX):
   Returns:
     [A, *z0.shape] samples.
   """
+  scale = t_max if prior_std is None else prior_std
   zs = jax.vmap(lambda a: slerp(z0, z1, a))(jnp.asarray(alphas, jnp.float32))
-  return f(t_max * zs, _const_t(t_max, zs.shape[0]))
+  return f(scale * zs, _const_t(t_max, zs.shape[0]))

@@ -265,11 +265,13 @@ def get_base_config():
   c.edit.start = 0  # First data-source example edited.
   c.edit.num = 8  # Images edited (interpolate: rows, pairs of noises).
   c.edit.mask = "center"  # inpaint: center | left | right | strokes | a file.
-  c.edit.ts = ()  # t_1 > … > t_N of Alg. 4; () = the EDM grid of edit.steps.
+  c.edit.ts = ()  # t_1 > … > t_N of Alg. 4, the run's own time (TrigFlow: t);
+  # () = the EDM grid of edit.steps (TrigFlow: mapped by t = arctan(σ/σ_d)).
   c.edit.steps = 10  # N of the default ts: T then N − 1 grid times (Alg. 1).
-  c.edit.stroke_t = 2.0  # stroke: t_1 of the default ts (SDEdit's start).
+  c.edit.stroke_t = 2.0  # stroke: the default t_1 (SDEdit's start), a VE σ.
   c.edit.factor = 2  # superres: the downsampling factor.
-  c.edit.sigma = 0.4  # denoise: std of the noise added to [−1, 1] images.
+  c.edit.sigma = 0.4  # denoise: std of the noise added to [−1, 1] images (a VE
+  # σ; TrigFlow denoises at t = arctan(σ/σ_d), f(cos t·y, t)).
   c.edit.num_alphas = 9  # interpolate: slerp weights α per row, 0 … 1.
   c.edit.seed = 2  # Key of --mode=edit (noise, random strokes).
 

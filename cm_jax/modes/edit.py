@@ -13,6 +13,11 @@ painting, noise), edits that, and writes
   ``mask`` (uint8, 1 = generated). ``interpolate`` has no input or
   reference: ``result`` [rows, α, H, W, C] and ``alphas``.
 
+The model's process (VE, or sCM's TrigFlow) does Alg. 4's noising
+(``cm_jax.editing``); ``edit.ts`` are in its own time, while
+``edit.stroke_t`` and ``edit.sigma`` are EDM (VE) σ's, mapped to it by
+``process.from_ve_sigma`` (TrigFlow: t = arctan(σ/σ_d)).
+
 Editors run on the stored uint8 input, so the saved results keep Alg. 4's
 guarantees up to the last rounding: inpainting reproduces the kept pixels bit
 for bit; colourisation keeps the luminance and super-resolution the
@@ -186,33 +191,35 @@ def _keep_patch_means_in_range(x, factor):
 
 
 # ----------------------------------------------------------------- tasks ----
-# Each task: (run, key, reference uint8, edit config, ts, from_file) →
-# {"input", "result", …} (uint8); run(editor, key, *arrays) evaluates
-# editor(f, key, *arrays) jitted, f the consistency function.
+# Each task: (run, key, reference uint8, edit config, ts, process, from_file)
+# → {"input", "result", …} (uint8); run(editor, key, *arrays) evaluates
+# editor(f, key, *arrays) jitted, f the consistency function; ``process``
+# noises (CM Alg. 4 lines 3, 7).
 
 
-def _inpaint(run, key, reference, ec, ts, from_file):
+def _inpaint(run, key, reference, ec, ts, process, from_file):
   del from_file
   mask = make_mask(ec.mask, reference.shape, ec.seed)
   y = visualize.to_uint8(uint8_to_float(reference) * (1.0 - mask))  # grey hole
-  x = run(lambda f, k, y, m: editing.inpaint(f, k, y, m, ts), key,
-          uint8_to_float(y), mask)
+  x = run(lambda f, k, y, m: editing.inpaint(f, k, y, m, ts, process=process),
+          key, uint8_to_float(y), mask)
   return {"input": y, "result": visualize.to_uint8(np.clip(x, -1, 1)),
           "mask": mask.astype(np.uint8)}
 
 
-def _colorize(run, key, reference, ec, ts, from_file):
+def _colorize(run, key, reference, ec, ts, process, from_file):
   del ec, from_file
   if reference.shape[-1] != 3:
     raise ValueError("edit.task=colorize needs RGB images; this data has "
                      f"{reference.shape[-1]} channel(s).")
   grey = editing.luminance(uint8_to_float(reference))[..., None]
   y = visualize.to_uint8(np.repeat(grey, 3, axis=-1))
-  x = run(lambda f, k, y: editing.colorize(f, k, y, ts), key, uint8_to_float(y))
+  x = run(lambda f, k, y: editing.colorize(f, k, y, ts, process=process), key,
+          uint8_to_float(y))
   return {"input": y, "result": visualize.to_uint8(_keep_luminance_in_range(x))}
 
 
-def _superres(run, key, reference, ec, ts, from_file):
+def _superres(run, key, reference, ec, ts, process, from_file):
   del from_file
   factor = ec.factor
   if reference.shape[1] % factor or reference.shape[2] % factor:
@@ -220,7 +227,8 @@ def _superres(run, key, reference, ec, ts, from_file):
                      f"{reference.shape[1:3]}.")
   y_low = visualize.to_uint8(
       editing.average_pool(uint8_to_float(reference), factor))
-  x = run(lambda f, k, y: editing.super_resolve(f, k, y, factor, ts), key,
+  x = run(lambda f, k, y: editing.super_resolve(f, k, y, factor, ts,
+                                                 process=process), key,
           uint8_to_float(y_low))
   return {"input": y_low,
           "result": visualize.to_uint8(_keep_patch_means_in_range(x, factor))}
@@ -235,23 +243,25 @@ def stroke_painting(images, factor):
   return visualize.to_uint8(low.repeat(factor, axis=1).repeat(factor, axis=2))
 
 
-def _stroke(run, key, reference, ec, ts, from_file):
+def _stroke(run, key, reference, ec, ts, process, from_file):
   # A user's file is the painting itself; data images are painted coarsely.
   y = reference if from_file else stroke_painting(reference, ec.factor)
-  x = run(lambda f, k, y: editing.stroke_edit(f, k, y, ts), key,
-          uint8_to_float(y))
+  x = run(lambda f, k, y: editing.stroke_edit(f, k, y, ts, process=process),
+          key, uint8_to_float(y))
   return {"input": y, "result": visualize.to_uint8(np.clip(x, -1, 1))}
 
 
-def _denoise(run, key, reference, ec, ts, from_file):
+def _denoise(run, key, reference, ec, ts, process, from_file):
   del ts
-  # A user's file is the noisy image (of std edit.sigma); data images get noise.
+  # A user's file is the noisy image (of std edit.sigma, a VE σ: y = x + σ·n);
+  # data images get that noise. The editor maps σ to the process's time.
   noisy = uint8_to_float(reference)
   if not from_file:
     noise_key, key = jax.random.split(key)
     noisy = noisy + ec.sigma * np.asarray(
         jax.random.normal(noise_key, noisy.shape))
-  x = run(lambda f, k, y: editing.denoise(f, k, y, ec.sigma), key, noisy)
+  x = run(lambda f, k, y: editing.denoise(f, k, y, ec.sigma, process=process),
+          key, noisy)
   return {"input": visualize.to_uint8(noisy),  # clipped for display
           "result": visualize.to_uint8(np.clip(x, -1, 1))}
 
@@ -261,18 +271,24 @@ TASKS = {"inpaint": _inpaint, "colorize": _colorize, "superres": _superres,
 
 
 def edit_times(edit_config, process, task):
-  """Alg. 4's t_1 > … > t_N: ``edit.ts``, or T (stroke: ``edit.stroke_t``)
-  then the interior of an EDM grid of ``edit.steps`` + 1 points down to ε."""
+  """Alg. 4's t_1 > … > t_N in the process's own time: ``edit.ts`` as given,
+  or σ_1 = σ_max (stroke: ``edit.stroke_t``, a VE σ) then the interior of an
+  EDM grid of ``edit.steps`` + 1 σs from σ_1 down to ε, each mapped by
+  ``process.from_ve_sigma`` (VE: t = σ; TrigFlow: t = arctan(σ/σ_d), so the
+  default is ``process.grid(edit.steps + 1)``'s top and interior)."""
   ec = edit_config
   if ec.ts:
     return generate.check_times(ec.ts, process, "edit.ts")
   if ec.steps < 1:
     raise ValueError(f"edit.steps must be ≥ 1, got {ec.steps}.")
-  t_1 = ec.stroke_t if task == "stroke" else process.sigma_max
-  generate.check_times((t_1,), process, "edit.stroke_t")
-  grid = schedules.karras_sigmas(ec.steps + 1, process.sigma_min, t_1,
-                                 process.rho)
-  return tuple(float(t) for t in np.asarray(grid)[1:][::-1])
+  sigma_1 = ec.stroke_t if task == "stroke" else process.sigma_max
+  lo, hi = process.sigma_min, process.sigma_max
+  if not lo < sigma_1 <= hi:
+    raise ValueError(f"edit.stroke_t={sigma_1} (a VE σ) must lie in (σ_min, "
+                     f"σ_max] = ({lo}, {hi}]; set --config.edit.stroke_t=...")
+  sigmas = schedules.karras_sigmas(ec.steps + 1, lo, sigma_1, process.rho)
+  ts = process.from_ve_sigma(sigmas)
+  return tuple(float(t) for t in np.asarray(ts)[1:][::-1])
 
 
 def make_runner(model, params, process, labels, w=None):
@@ -289,8 +305,9 @@ def make_runner(model, params, process, labels, w=None):
 
 def interpolation_grid(model, params, process, key, num, alphas,
                        example_shape, labels=None, w=None):
-  """CM Fig. 6: ``num`` rows, each one-step samples along the slerp between
-  two noises at ``alphas`` → [num, A, H, W, C] (model space); ``w`` is
+  """CM Fig. 6: ``num`` rows, each one-step samples f(s·slerp(z0, z1, α),
+  T) at ``alphas`` from two standard-normal noises, s the process's prior
+  std (VE: T; TrigFlow: σ_d) → [num, A, H, W, C] (model space); ``w`` is
   LCM's guidance-scale input (a scalar) or None."""
   alphas = jnp.asarray(alphas, jnp.float32)
   row_w = None if w is None else jnp.full(alphas.shape, w, jnp.float32)
@@ -300,7 +317,8 @@ def interpolation_grid(model, params, process, key, num, alphas,
     row_labels = None if label is None else jnp.full(alphas.shape, label)
     f = generate.consistency_function(model, process, params, row_labels,
                                       row_w)
-    return samplers.interpolate(f, z[0], z[1], alphas, t_max=process.t_max)
+    return samplers.interpolate(f, z[0], z[1], alphas, t_max=process.t_max,
+                                prior_std=process.prior_std)
 
   z = jax.random.normal(key, (num, 2, *example_shape))
   return np.stack([np.asarray(row(params, z[i], None if labels is None
@@ -330,18 +348,23 @@ def save_edit(outputs, reference, prefix):
                         scale=max(1, 64 // h))
 
 
+# The processes Alg. 4 edits on (their noise and renoise, ``cm_jax.editing``).
+EDIT_PROCESSES = ("ve", "trigflow")
+
+
 def check_editable(config, what, any_process=False):
   """``what`` (CM Alg. 4 editing, the 2-step τ search) needs a consistency
-  model of pixels, on the VE process unless ``any_process``; a one-line
-  refusal otherwise."""
+  model of pixels, on a process of ``EDIT_PROCESSES`` unless
+  ``any_process``; a one-line refusal otherwise."""
   if objectives.needs_of(config.method).sampler != "consistency":
     raise ValueError(f"{what} needs a consistency model (method=ct, cd, ect,"
                      f" lcd, lcf, sct or scd), not method={config.method}.")
-  if config.process != "ve" and not any_process:
+  if config.process not in EDIT_PROCESSES and not any_process:
     raise ValueError(f"{what} is written for the VE process x_t = x + t·z "
-                     "(CM Alg. 1, 4 renoise with √(t² − ε²)·z); "
-                     f"process={config.process} runs are not supported: "
-                     "train a VE model (--config.process=ve).")
+                     "(CM Alg. 1, 4) and sCM's TrigFlow x_t = cos t·x + "
+                     f"sin t·z; process={config.process} runs are not "
+                     "supported: train a VE or TrigFlow model "
+                     "(--config.process=ve or trigflow).")
   if config.data.source == "latents":
     raise ValueError(f"{what} works on pixels; a model of "
                      "data.source=latents is not supported.")
@@ -376,8 +399,8 @@ def edit(config, workdir, mesh=None):
     run = make_runner(exp.model, ema, exp.process, labels,
                       _guidance_input(exp.model, config, len(reference)))
     ts = edit_times(ec, exp.process, ec.task)
-    save_edit(task_fn(run, key, reference, ec, ts, from_file), reference,
-              prefix)
+    save_edit(task_fn(run, key, reference, ec, ts, exp.process, from_file),
+              reference, prefix)
   logging.info("Wrote %s.png and .npz (%s, checkpoint step %d).", prefix,
                ec.task, meta["step"])
   return prefix
