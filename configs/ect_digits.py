@@ -1,19 +1,24 @@
 """ECT (Geng et al. 2024) on the 8×8 digits: the quickstart's network and
-run, ECT's objective.
+run, ECT's objective; ``:tune`` starts from the EDM teacher of cd_digits.py.
 
   python launch.py --config=configs/ect_digits.py --workdir=runs/ect_digits
+  python launch.py --config=configs/edm_digits.py --workdir=runs/edm_digits
+  python launch.py --config=configs/ect_digits.py:tune \\
+      --workdir=runs/ect_digits_tune --config.teacher.workdir=runs/edm_digits
   python launch.py --config=configs/ect_digits.py --workdir=runs/ect_digits \\
       --mode=eval --config.eval.num=1000
 
 ECT's CIFAR-10 objective (configs/ect_cifar10.py: q = 2, k = 8, b = 1, the
 ℓ2 norm, λ(t) = 1/t² + 1/σ_d², ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ) from
 scratch, its 8 stages compressed into the quickstart's 2,000 steps (250
-each), with the quickstart's UNet, optimiser, batch and EMA.
+each), with the quickstart's UNet, optimiser, batch and EMA. ``:tune``
+is ECT's consistency tuning: the same run from the EMA weights of
+configs/edm_digits.py (the quickstart's UNet, so nothing else changes).
 """
 
 from configs import base, quickstart
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = (None, "tune")  # file.py:arg values; None = no arg.
 
 
 def get_config(arg=None):
@@ -25,4 +30,6 @@ def get_config(arg=None):
   c.loss.metric = "l2_norm"
   c.loss.p_mean, c.loss.p_std = -1.1, 2.0
   c.target.ema, c.target.mu = "fixed", 0.0
+  if arg == "tune":
+    c.teacher.workdir = "runs/edm_digits"
   return c

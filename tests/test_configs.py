@@ -124,7 +124,8 @@ def test_cd_toy2d_student_has_its_teachers_network():
 def test_scd_from_the_ve_teacher_of_cd(student, teacher_config, cd):
   """sCD distils CD's VE teacher, read as TrigFlow's F (network=edm), and
   starts as it: the teacher's network plus w_φ, its diffusion constants,
-  data and CD's optimisation."""
+  data and CD's optimisation, at an lr no higher than CD's (the toy's sCD
+  needs a lower one: README, sCM section)."""
   assert (student.method, student.process) == ("scd", "trigflow")
   assert student.trigflow.network == "edm" and teacher_config.process == "ve"
   assert student.teacher.workdir == cd.get_config().teacher.workdir
@@ -134,8 +135,9 @@ def test_scd_from_the_ve_teacher_of_cd(student, teacher_config, cd):
   assert model == teacher_config.model.to_dict()
   assert student.diffusion.to_dict() == teacher_config.diffusion.to_dict()
   assert student.data.to_dict() == teacher_config.data.to_dict()
-  for field in ("name", "lr", "b2", "grad_clip"):
+  for field in ("name", "b2", "grad_clip"):
     assert student.optim[field] == cd.get_config().optim[field]
+  assert student.optim.lr <= cd.get_config().optim.lr
   for field in ("num_steps", "batch_size", "ema_decay"):
     assert student.train[field] == cd.get_config().train[field]
   assert 0 < student.scm.warmup_steps <= student.train.num_steps // 8
