@@ -22,21 +22,28 @@ from configs import base
 ARGS = (None, "scratch", "smoke")  # file.py:arg values; None = no arg.
 
 
+def set_ect(c, stage_steps):
+  """ECT's objective (method=ect, from scratch until teacher.workdir is set),
+  the ECMLoss defaults of ct_train.py: mapping "sigmoid", q = 2, k = 8,
+  b = 1; c = 0 (the ℓ2 norm); ln t ~ N(−1.1, 2.0²); λ(t) = 1/t² + 1/σ_d²;
+  θ⁻ = stopgrad θ; Δt halves every ``stage_steps``."""
+  c.method = "ect"
+  c.teacher.workdir = ""
+  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
+  c.ect.stage_steps = stage_steps
+  c.loss.metric = "l2_norm"
+  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
+  c.target.ema, c.target.mu = "fixed", 0.0
+
+
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   c.data.random_flip = False  # run_ecm.sh: --augment=0.0, ct_train --xflip off
   base.set_ddpmpp(c, dropout=0.2)  # --arch=ddpmpp --dropout=0.2
-  c.method = "ect"
+  set_ect(c, stage_steps=25_000)  # --double=250 ticks × 12.8 kimg / 128
   c.teacher.workdir = "runs/edm_ddpmpp"  # --transfer: the EDM run's EMA
-  # ECMLoss defaults of ct_train.py: mapping "sigmoid", q = 2, k = 8, b = 1;
-  # c = 0 (the ℓ2 norm); ln t ~ N(−1.1, 2.0²); λ(t) = 1/t² + 1/σ_d².
-  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
-  c.ect.stage_steps = 25_000  # --double=250 ticks × --tick=12.8 kimg / 128
-  c.loss.metric = "l2_norm"
-  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
-  c.target.ema, c.target.mu = "fixed", 0.0  # θ⁻ = stopgrad θ
   c.optim.name = "radam"  # --optim=RAdam --lr=0.0001, betas (0.9, 0.999)
   c.optim.lr = 1e-4
   c.train.batch_size = 128  # --batch=128

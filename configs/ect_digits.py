@@ -16,7 +16,7 @@ is ECT's consistency tuning: the same run from the EMA weights of
 configs/edm_digits.py (the quickstart's UNet, so nothing else changes).
 """
 
-from configs import base, quickstart
+from configs import base, ect_cifar10, quickstart
 
 ARGS = (None, "tune")  # file.py:arg values; None = no arg.
 
@@ -24,12 +24,8 @@ ARGS = (None, "tune")  # file.py:arg values; None = no arg.
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = quickstart.get_config()
-  c.method = "ect"
-  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
-  c.ect.stage_steps = 250  # 8 stages in 2,000 steps, as ECT's 200k / 25k
-  c.loss.metric = "l2_norm"
-  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
-  c.target.ema, c.target.mu = "fixed", 0.0
+  # 8 stages in 2,000 steps, as ECT's 200k / 25k
+  ect_cifar10.set_ect(c, stage_steps=250)
   if arg == "tune":
     c.teacher.workdir = "runs/edm_digits"
   return c

@@ -15,7 +15,7 @@ from an EDM teacher's EMA weights (configs/edm_toy2d.py, its 512 × 4 MLP),
 ECT's consistency tuning, at lr 1e-4.
 """
 
-from configs import base, edm_toy2d, toy2d
+from configs import base, ect_cifar10, edm_toy2d, toy2d
 
 ARGS = (None, "tune")  # file.py:arg values; None = no arg.
 
@@ -23,13 +23,8 @@ ARGS = (None, "tune")  # file.py:arg values; None = no arg.
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = toy2d.get_config()  # data, MLP, optimiser, run length of the iCT toy
-  c.method = "ect"
-  c.teacher.workdir = ""  # from scratch
-  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
-  c.ect.stage_steps = 1000  # 8 stages in 8,000 steps, as ECT's 200k / 25k
-  c.loss.metric = "l2_norm"
-  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
-  c.target.ema, c.target.mu = "fixed", 0.0
+  # 8 stages in 8,000 steps, as ECT's 200k / 25k
+  ect_cifar10.set_ect(c, stage_steps=1000)
   if arg == "tune":
     edm_toy2d.set_teacher_mlp(c)  # the teacher's network, to start from it
     c.teacher.workdir = "runs/edm_toy2d"
