@@ -1,4 +1,4 @@
-"""Closed-form ground truth for the math tests (DESIGN.md, "Ground truth").
+"""Closed-form ground truth for the math tests.
 
 Data x0 ~ N(μ, s²I) diffused as x_t = x0 + t·z:
 - D*(x; σ) = μ + (x − μ)·s²/(s² + σ²);

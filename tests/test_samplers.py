@@ -1,4 +1,4 @@
-"""Solvers and samplers against the Gaussian closed forms (DESIGN.md)."""
+"""Solvers and samplers against the Gaussian closed forms (tests/analytic.py)."""
 
 import chex
 import jax

@@ -1,7 +1,7 @@
 """FID and KID from FID-Inception pool3 features (Heusel et al. 2017;
 Bińkowski et al. 2018), with the pytorch-fid protocol.
 
-Protocol (DESIGN.md): uint8 → [0, 1] → bilinear resize to 299×299
+Protocol (pytorch-fid's): uint8 → [0, 1] → bilinear resize to 299×299
 (``align_corners=False``, no antialiasing, as ``F.interpolate``) → [−1, 1] →
 pool3. Gray images are repeated to 3 channels. Statistics are float64.
 
