@@ -34,7 +34,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
-from cm_jax import nn, sharding
+from cm_jax import nn, processes, sharding
 
 ARRAY_ITEMS = ("online", "target", "ema", "opt_state")
 ITEMS = ARRAY_ITEMS + ("meta",)
@@ -354,7 +354,8 @@ def config_differences(saved_config, config, group):
 def check_compatible(saved_config, config, workdir, saved_shape=None,
                      example_shape=None):
   """Fails in one line if the workdir's checkpoints came from another method,
-  network or data shape (``saved_shape`` is None for older checkpoints)."""
+  network, noise process or data shape (``saved_shape`` is None for older
+  checkpoints)."""
   if saved_config.get("method", config.method) != config.method:
     raise ValueError(f"{workdir} holds checkpoints of method="
                      f"{saved_config['method']!r}, not {config.method!r}; use "
@@ -370,6 +371,24 @@ def check_compatible(saved_config, config, workdir, saved_shape=None,
       raise ValueError(f"{workdir} holds checkpoints of a different {group} "
                        f"({', '.join(diff)}); use a fresh --workdir or the "
                        "original config.")
+  diff = process_differences(saved_config, config)
+  if diff:
+    raise ValueError(f"{workdir} holds checkpoints trained on another noise "
+                     f"process ({', '.join(diff)}), under which its network "
+                     "means something else; use the original values or a "
+                     "fresh --workdir.")
+
+
+def process_differences(saved_config, config):
+  """["group.field: old there, new now", …] of the noise process a run was
+  trained on (``processes.CONFIG_GROUPS``: σ_d, σ_min, σ_max, ρ, ...)
+  against ``config``'s. Groups an older checkpoint lacks are not compared."""
+  saved = saved_config.get("process", "ve")
+  if saved != config.process:
+    return [f"process: {saved!r} there, {config.process!r} now"]
+  return [d for group in processes.CONFIG_GROUPS[saved]
+          if group in saved_config
+          for d in config_differences(saved_config, config, group)]
 
 
 def restore_network(manager, meta, mesh, example_shape):

@@ -370,6 +370,13 @@ PROCESSES = {
 }
 
 
+# The config groups that define each process (its α(t), σ(t), times and
+# the network's reading): a network trained under them means something else
+# under others, so its checkpoints are read only with the same values.
+CONFIG_GROUPS = {"ve": ("diffusion",), "vp": ("vp", "diffusion"),
+                 "trigflow": ("diffusion", "trigflow")}
+
+
 def make_process(config):
   """The process of ``config.process`` (ve | vp | trigflow): VE from
   ``config.diffusion``, VP from ``config.vp`` (σ_data from
