@@ -11,6 +11,7 @@ lognormal index distribution gives them probability 0 and the uniform one is
 drawn below ``num_scales − 1`` (see ``losses.sample_index``).
 """
 
+import functools
 import math
 
 import jax.numpy as jnp
@@ -125,8 +126,24 @@ def karras_weight(sigma_i, sigma_next, sigma_data=SIGMA_DATA):
   return (sigma_i ** 2 + sigma_data ** 2) / (sigma_i * sigma_data) ** 2
 
 
+def snrpk_weight(sigma_i, sigma_next, sigma_data=SIGMA_DATA):
+  """ECT's ImageNet "snrpk" (locuslab/ect, branch imgnet, ``snrplusk_wt``):
+  λ = SNR + k = 1/σ_{i+1}² + 1/σ_d² at the upper point σ_{i+1} = t."""
+  del sigma_i
+  return 1.0 / sigma_next ** 2 + 1.0 / sigma_data ** 2
+
+
 WEIGHTINGS = {
     "uniform": uniform_weight,
     "ict": ict_weight,
     "karras": karras_weight,
+    "snrpk": snrpk_weight,
 }
+# The weightings that depend on σ_d (``weighting`` binds it).
+_WITH_SIGMA_DATA = (karras_weight, snrpk_weight)
+
+
+def weighting(fn, sigma_data):
+  """λ(σ_i, σ_{i+1}) of a ``WEIGHTINGS`` entry at the run's σ_d."""
+  return (functools.partial(fn, sigma_data=sigma_data)
+          if fn in _WITH_SIGMA_DATA else fn)

@@ -20,6 +20,11 @@ PROCESS_FIELDS = ("process", "vp", "diffusion", "trigflow")
 # The config groups that define each process's (α, σ) and network input.
 PROCESS_GROUPS = {"ve": ("diffusion",), "vp": ("vp",),
                   "trigflow": ("diffusion", "trigflow")}
+# Of a group, the fields the teacher's network depends on (absent: all).
+# EDM's D(x; σ) and TrigFlow's F read σ_d alone; σ_min, σ_max and ρ set the
+# grids and samplers, which are the student's own (ECT samples with
+# ECMPrecond's σ_min = 0.003 from an EDM run that used 0.002).
+NETWORK_FIELDS = {"diffusion": ("sigma_data",)}
 
 
 def load_teacher(config, needs, mesh, example_shape):
@@ -63,7 +68,7 @@ def _check_same_process(saved_config, config, workdir):
   c_noise) their teacher or starting run used. One exception: a VE EDM run
   is a TrigFlow diffusion model read with trigflow.network=edm (F =
   −net(x_in, ¼·ln(σ_d·tan t)); ``processes.TrigFlow``), so sCD and sCT may
-  start from it when config.diffusion (σ_d, σ_min, σ_max, ρ) matches."""
+  start from it when σ_d matches (``NETWORK_FIELDS``)."""
   saved = {k: saved_config.get(k, "ve" if k == "process" else {})
            for k in PROCESS_FIELDS}
   saved_name = saved["process"]
@@ -79,6 +84,9 @@ def _check_same_process(saved_config, config, workdir):
                      f"--config.process={saved_name}.")
   for group in groups:
     diff = checkpoint.config_differences(saved, config, group)
+    if group in NETWORK_FIELDS:
+      diff = [d for d in diff if d.split(":")[0].split(".")[1]
+              in NETWORK_FIELDS[group]]
     if diff:
       raise ValueError(f"{workdir} was trained with another noise process "
                        f"({', '.join(diff)}); match config.{group} to it.")

@@ -9,7 +9,8 @@ run, ECT's objective; ``:tune`` starts from the EDM teacher of cd_digits.py.
       --mode=eval --config.eval.num=1000
 
 ECT's CIFAR-10 objective (configs/ect_cifar10.py: q = 2, k = 8, b = 1, the
-ℓ2 norm, λ(t) = 1/t² + 1/σ_d², ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ) from
+ℓ2 norm, λ = 1/(t − r), ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ, the σ_min
+= 0.003 shift at evaluation only) from
 scratch, its 8 stages compressed into the quickstart's 2,000 steps (250
 each), with the quickstart's UNet, optimiser, batch and EMA. ``:tune``
 is ECT's consistency tuning: the same run from the EMA weights of

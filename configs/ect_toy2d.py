@@ -8,7 +8,8 @@
       --mode=sample --config.sample.num=2000 --config.sample.steps=2
 
 ECT's CIFAR-10 objective (configs/ect_cifar10.py: q = 2, k = 8, b = 1, the
-ℓ2 norm, λ(t) = 1/t² + 1/σ_d², ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ) with
+ℓ2 norm, λ = 1/(t − r), ln t ~ N(−1.1, 2²), θ⁻ = stopgrad θ, the σ_min
+= 0.003 shift at evaluation only) with
 its 8 stages compressed into configs/toy2d.py's 8,000 steps (a stage per
 1,000), and that recipe's MLP and optimiser (the iCT toy). ``:tune`` starts
 from an EDM teacher's EMA weights (configs/edm_toy2d.py, its 512 × 4 MLP),

@@ -93,3 +93,12 @@ class ScheduleTest(parameterized.TestCase):
     np.testing.assert_array_equal(schedules.uniform_weight(s_i, s_n), [1.0, 1.0])
     np.testing.assert_allclose(schedules.karras_weight(s_i, s_n),
                                (s_i ** 2 + 0.25) / (s_i * 0.5) ** 2, rtol=1e-6)
+    # snrpk (ECT's ImageNet): 1/t² + 1/σ_d² at the upper point t = σ_{i+1}.
+    np.testing.assert_allclose(schedules.snrpk_weight(s_i, s_n),
+                               [1 / 0.09 + 4, 1 / 2.25 + 4], rtol=1e-6)
+    # Bound to a run's σ_d (loss.weighting with diffusion.sigma_data = 1).
+    for fn, want in ((schedules.karras_weight, [1 / 0.01 + 1, 1 + 1]),
+                     (schedules.snrpk_weight, [1 / 0.09 + 1, 1 / 2.25 + 1]),
+                     (schedules.ict_weight, [5.0, 2.0])):
+      np.testing.assert_allclose(schedules.weighting(fn, 1.0)(s_i, s_n),
+                                 want, rtol=1e-6)

@@ -153,9 +153,15 @@ def consistency_parts(config, example_shape):
       target_mu_fn=registry.lookup(TARGET_EMAS, config.target.ema,
                                    "target.ema")(config.target, cur.s0),
       metric=make_metric(config.loss, example_shape),
-      weighting=registry.lookup(schedules.WEIGHTINGS, config.loss.weighting,
-                                "loss.weighting"),
+      weighting=make_weighting(config),
       diffusion=processes.make_process(config))
+
+
+def make_weighting(config):
+  """λ(σ_i, σ_{i+1}) named by ``loss.weighting``, at the run's σ_d."""
+  return schedules.weighting(
+      registry.lookup(schedules.WEIGHTINGS, config.loss.weighting,
+                      "loss.weighting"), config.diffusion.sigma_data)
 
 
 def check_ve(config):

@@ -6,10 +6,12 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from cm_jax import losses, processes, registry, schedules, solvers
+from cm_jax import (losses, parametrization, processes, registry, schedules,
+                    solvers)
 from cm_jax.train.objectives.base import (ConsistencyLoss, Needs, check_ve,
                                           check_uniform_index,
-                                          consistency_parts, make_metric)
+                                          consistency_parts, make_metric,
+                                          make_weighting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +80,12 @@ class EasyConsistencyTraining:
   consistency training with the mapping r(t) of stage s = ⌊k / stage_steps⌋
   (``losses.ect_mapping``), θ⁻ = stopgrad θ. With ``teacher.workdir`` it
   tunes a trained EDM run, starting from its EMA weights (ECT's "consistency
-  tuning"); with it empty it trains from scratch."""
+  tuning"); with it empty it trains from scratch.
+
+  Like the authors' ``ECMPrecond`` (locuslab/ect ``training/networks.py``),
+  f_θ trains with EDM's plain c_skip(t), c_out(t) and shifts them by σ_min
+  (CM eq. 5) only at evaluation, where f is the process's consistency
+  function; ``ect.train_shift`` uses the shifted ones in training too."""
 
   needs = Needs(teacher=("edm",),
                 teacher_what="a trained EDM run (ECT tunes its EMA weights)",
@@ -91,6 +98,8 @@ class EasyConsistencyTraining:
   p_mean: float
   p_std: float
   metric: Callable
+  weighting: Callable
+  train_shift: bool
   diffusion: processes.VE
 
   @classmethod
@@ -108,15 +117,22 @@ class EasyConsistencyTraining:
                p_mean=float(config.loss.p_mean),
                p_std=float(config.loss.p_std),
                metric=make_metric(config.loss, example_shape),
+               weighting=make_weighting(config),
+               train_shift=bool(ect.train_shift),
                diffusion=processes.make_process(config))
+
+  def consistency_fn(self, net):
+    """f_θ in training: EDM's c_skip, c_out (ECMPrecond in training mode),
+    or with ``train_shift`` the process's shifted ones."""
+    d = self.diffusion
+    return parametrization.consistency_fn(
+        net, d.sigma_data, d.sigma_min if self.train_shift else 0.0)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del teacher
-    d = self.diffusion
     stage = losses.ect_stage(step, self.stage_steps)
     loss = losses.easy_consistency_training_loss(
-        d.consistency_fn(online), d.consistency_fn(target), x0, key,
+        self.consistency_fn(online), self.consistency_fn(target), x0, key,
         stage=stage, q=self.q, k=self.k, b=self.b, p_mean=self.p_mean,
-        p_std=self.p_std, metric=self.metric, sigma_data=d.sigma_data,
-        eps=d.sigma_min, t_max=d.sigma_max)
+        p_std=self.p_std, metric=self.metric, weighting=self.weighting)
     return loss, {"target_mu": jnp.float32(0.0), "ect_stage": stage}
