@@ -145,8 +145,8 @@ def ect_mapping(t, stage, *, q=2.0, k=8.0, b=1.0):
     r = t·(1 − q^{−(s+1)}·(1 + k·sigmoid(−b·t))),
 
   so Δt = t − r = t·q^{−(s+1)}·(1 + k·σ(−bt)) shrinks by q per stage, and
-  relatively more at small t. May be ≤ 0 (then the pair reaches the
-  boundary; ``easy_consistency_training_loss`` clamps it at ε)."""
+  relatively more at small t. May be ≤ 0; the loss clamps it at 0, where
+  the target is the clean x0 (``ect_pair_loss``)."""
   decay = jnp.asarray(q, jnp.float32) ** -(jnp.asarray(stage, jnp.float32)
                                            + 1.0)
   return t * (1.0 - decay * (1.0 + k * jax.nn.sigmoid(-b * t)))
@@ -158,48 +158,45 @@ def ect_stage(step, stage_steps):
   return jnp.asarray(step, jnp.int32) // stage_steps
 
 
-def ect_weight(t, sigma_data=schedules.SIGMA_DATA):
-  """ECT's λ(t) = 1/t² + 1/σ_d² (its "snrpk": SNR(t) + 1/σ_d², EDM's λ(σ)
-  at the online point t)."""
-  return (t ** 2 + sigma_data ** 2) / (t * sigma_data) ** 2
-
-
 def easy_consistency_training_loss(online, target, x0, key, *, stage,
                                    q=2.0, k=8.0, b=1.0, p_mean=-1.1,
                                    p_std=2.0, metric=l2_norm,
-                                   sigma_data=schedules.SIGMA_DATA,
-                                   eps=schedules.SIGMA_MIN,
-                                   t_max=schedules.SIGMA_MAX):
+                                   weighting=schedules.ict_weight):
   """ECT (Geng et al. 2024), continuous-time consistency training, per
-  example: ln t ~ N(P_mean, P_std²) (iCT's lognormal), r = ``ect_mapping``
-  (t, stage), one z for both points, and
+  example, as locuslab/ect's CIFAR-10 ``ECMLoss``: ln t ~ N(P_mean, P_std²)
+  (iCT's lognormal, not clipped), r = max(``ect_mapping``(t, stage), 0),
+  one z for both points, and
 
-    loss = λ(t)·d(f_θ(x0 + t·z, t), stopgrad f_θ⁻(x0 + r·z, r)),
+    loss = λ(r, t)·d(f_θ(x0 + t·z, t), stopgrad f_θ⁻(x0 + r·z, r)),
 
-  λ = ``ect_weight``, d = ‖·‖₂ by default (ECT's c = 0). t is kept in the VE
-  process's [ε, T]; r is clamped at ε, where the target is the boundary
-  f(x_ε, ε) = x_ε exactly (CM eq. 5; ECT's x0 at r = 0, on cm_jax's
-  ε-shifted parametrisation). θ⁻ = θ (ECT's stopgrad, μ = 0).
+  the target x0 itself where r = 0 (``ect_pair_loss``). λ = ``weighting``
+  (σ_i, σ_{i+1}) at (r, t): ECT's CIFAR-10 1/(t − r) (``schedules.
+  ict_weight``) or its ImageNet branch's snrpk 1/t² + 1/σ_d²
+  (``schedules.snrpk_weight``); d = ‖·‖₂ by default (ECT's c = 0).
+  θ⁻ = θ (ECT's stopgrad, μ = 0).
   """
   t_key, noise_key = jax.random.split(key)
   t = jnp.exp(p_mean + p_std * jax.random.normal(t_key, x0.shape[:1]))
-  t = jnp.clip(t, eps, t_max)
-  r = jnp.maximum(ect_mapping(t, stage, q=q, k=k, b=b), eps)
+  r = jnp.maximum(ect_mapping(t, stage, q=q, k=k, b=b), 0.0)
   z = jax.random.normal(noise_key, x0.shape)
   return ect_pair_loss(online, target, x0, z, t, r, metric=metric,
-                       sigma_data=sigma_data)
+                       weighting=weighting)
 
 
 def ect_pair_loss(online, target, x0, z, t, r, *, metric=l2_norm,
-                  sigma_data=schedules.SIGMA_DATA):
-  """λ(t)·d(f_θ(x0 + t·z, t), stopgrad f_θ⁻(x0 + r·z, r)) for given t > r.
+                  weighting=schedules.ict_weight):
+  """λ(r, t)·d(f_θ(x0 + t·z, t), stopgrad f_θ⁻(x0 + r·z, r)) for t > r ≥ 0,
+  with f_θ⁻ replaced by the clean x0 where r = 0 (locuslab/ect: ``D_yr =
+  mask·D_yr + (~mask)·y``; the network is not evaluated at σ = 0).
 
-  As r → t with d = ‖·‖₂, loss/(t − r) → λ(t)·‖d/dt f_θ(x0 + t·z, t)‖: the
-  continuous-time consistency loss along the noise direction z."""
-  return _consistency_pair_loss(
-      online, target, x0 + expand_to(t, x0) * z, t,
-      x0 + expand_to(r, x0) * z, r, metric,
-      lambda r, t: ect_weight(t, sigma_data))
+  As r → t with d = ‖·‖₂ and λ = 1/(t − r), the loss tends to
+  ‖d/dt f_θ(x0 + t·z, t)‖: the continuous-time consistency loss along z."""
+  positive = r > 0
+  r_in = jnp.where(positive, r, t)  # any finite time; x0 is taken there
+  tgt = jnp.where(expand_to(positive, x0),
+                  target(x0 + expand_to(r_in, x0) * z, r_in), x0)
+  pred = online(x0 + expand_to(t, x0) * z, t)
+  return weighting(r, t) * metric(pred, jax.lax.stop_gradient(tgt))
 
 
 def denoising_score_matching_loss(denoiser, x0, key, *, p_mean=-1.2, p_std=1.2,
@@ -261,23 +258,49 @@ def scm_tangent(target, x_t, t, dxdt, *, sigma_data=schedules.SIGMA_DATA,
   return jax.lax.stop_gradient(f_minus), jax.lax.stop_gradient(g)
 
 
-def normalize_tangent(g, c=0.1):
-  """sCM §4.2, tangent normalisation: g/(‖g‖ + c), per example."""
-  norm = jnp.sqrt(_sum_non_batch(jnp.square(g)))
-  return g / expand_to(norm + c, g)
+def normalize_tangent(g, c=0.1, norm="l2"):
+  """sCM §4.2, tangent normalisation, per example: g/(‖g‖ + c).
+
+  ``norm`` = "l2": ‖g‖ over all D elements, as sCM writes it ("replacing
+  df/dt with df/dt/(‖df/dt‖ + c)", §4.2; Alg. 1: g ← g/(‖g‖ + c); its
+  eq. 8 writes ‖·‖₂² and divides by D explicitly where it means a per-
+  element scale). "rms": ‖g‖/√D, the per-element RMS (NVlabs/FastGen's sCM
+  default, ``g_norm_spatial_invariance``), which damps g by a factor that
+  does not grow with D."""
+  sq = _sum_non_batch(jnp.square(g))
+  if norm == "rms":
+    sq = sq / math.prod(g.shape[1:])
+  return g / expand_to(jnp.sqrt(sq) + c, g)
+
+
+TANGENT_NORMS = ("l2", "rms")
+
+
+def guided_velocity(cond, uncond, w):
+  """Classifier-free guidance of a PF-ODE velocity (sCM §5.2, sCD from a
+  CFG teacher): v(x, t) = v_∅ + w·(v_c − v_∅), w scalar or per example
+  [B]; w = 1 is the conditional velocity v_c."""
+
+  def velocity(x, t):
+    v_c, v_u = cond(x, t), uncond(x, t)
+    return v_u + expand_to(w, v_c) * (v_c - v_u)
+
+  return velocity
 
 
 def continuous_consistency_loss(online, target, x0, key, *, velocity=None,
                                 sigma_data=schedules.SIGMA_DATA,
                                 p_mean=-1.0, p_std=1.4, warmup=1.0,
-                                tangent_c=0.1, prior_weighting=True):
+                                tangent_c=0.1, tangent_norm="l2",
+                                prior_weighting=True):
   """sCM Alg. 1, per example: sCT (``velocity`` None: dx_t/dt = cos t·z −
   sin t·x0 from the pair) or sCD (dx_t/dt = ``velocity(x_t, t)``, the
   teacher's σ_d·F_pretrain(x_t/σ_d, t)).
 
   ``online(x_in, t)`` → (F_θ, w_φ(t)) (w_φ ≡ 0 without adaptive weighting),
   ``target(x_in, t)`` → F_θ⁻. With g = ``scm_tangent`` (normalised by
-  ``normalize_tangent`` when ``tangent_c`` > 0) and D the data dimension,
+  ``normalize_tangent`` with ``tangent_norm`` when ``tangent_c`` > 0) and D
+  the data dimension,
 
     loss = w(t)·e^{w_φ(t)}/D·‖F_θ − F_θ⁻ − g‖² − w_φ(t),
 
@@ -294,7 +317,7 @@ def continuous_consistency_loss(online, target, x0, key, *, velocity=None,
   f_minus, g = scm_tangent(target, x_t, t, jax.lax.stop_gradient(dxdt),
                            sigma_data=sigma_data, warmup=warmup)
   if tangent_c > 0:
-    g = normalize_tangent(g, tangent_c)
+    g = normalize_tangent(g, tangent_c, tangent_norm)
   f_theta, log_w = online(x_t / sigma_data, t)
   prior = 1.0 / (sigma_data * jnp.tan(t)) if prior_weighting else 1.0
   dim = math.prod(x0.shape[1:])

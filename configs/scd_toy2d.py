@@ -26,11 +26,25 @@ head (θ ← θ_pretrain):
   python launch.py --config=configs/scd_toy2d.py:edm \\
       --workdir=runs/scd_toy2d_edm \\
       --config.teacher.workdir=runs/edm_toy2d
+
+``:cond`` distils the class-conditional TrigFlow teacher of
+configs/edm_toy2d.py:trigflow_cond (four overlapping classes) through its
+classifier-free guided velocity v_∅ + w·(v_c − v_∅), w ~ U[1, 3] per
+example, with w as the student's input (model.w_embedding, as sCM's
+ImageNet 512 sCD; sCM draws w ~ U[1, 2]); sample at a w of that range:
+
+  python launch.py --config=configs/edm_toy2d.py:trigflow_cond \
+      --workdir=runs/trigflow_toy2d_cond
+  python launch.py --config=configs/scd_toy2d.py:cond \
+      --workdir=runs/scd_toy2d_cond \
+      --config.teacher.workdir=runs/trigflow_toy2d_cond
+  python launch.py --config=configs/scd_toy2d.py:cond \
+      --workdir=runs/scd_toy2d_cond --mode=sample --config.sample.guidance=2
 """
 
-from configs import base, cd_toy2d, sct_toy2d
+from configs import base, cd_toy2d, edm_toy2d, sct_toy2d
 
-ARGS = (None, "edm")  # file.py:arg values; None = no arg.
+ARGS = (None, "edm", "cond")  # file.py:arg values; None = no arg.
 
 
 def get_config(arg=None):
@@ -44,4 +58,13 @@ def get_config(arg=None):
   if arg == "edm":  # CD's VE teacher, read as a TrigFlow network
     c.trigflow.network = "edm"
     c.teacher.workdir = "runs/edm_toy2d"
+  if arg == "cond":  # the class-conditional teacher, guided
+    edm_toy2d.set_class_conditional_toy(c)
+    c.process = "trigflow"
+    c.model.hidden, c.model.depth = 128, 3  # the teacher's (:cond) MLP
+    c.teacher.workdir = "runs/trigflow_toy2d_cond"
+    c.scm.guidance_min, c.scm.guidance_max = 1.0, 3.0
+    c.model.w_embedding = True  # w as the student's input
+    c.sample.guidance = 2.0
+    c.sample.ts = (1.1,)  # sCM's 2-step time
   return c

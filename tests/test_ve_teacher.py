@@ -206,14 +206,17 @@ def test_gaussian_ve_teacher_gives_trigflow_velocity_and_zero_scd_tangent():
     # The same through sCD's objective, raw EDM networks in (loss = 0 at F*,
     # with w_φ ≡ 0), and not with a teacher 10% off.
     scd = SimplifiedConsistencyDistillation(
-        p_mean=-1.0, p_std=1.4, tangent_c=0.1, warmup_steps=0,
-        prior_weighting=True, adaptive=False, diffusion=process)
+        p_mean=-1.0, p_std=1.4, tangent_c=0.1, tangent_norm="l2",
+        warmup_steps=0, prior_weighting=True, adaptive=False,
+        diffusion=process)
     x0 = S * jax.random.normal(jax.random.key(6), (64, DIM))
     star, teach = as_edm_net(ve_consistency), as_edm_net(ve_denoiser)
-    loss, _ = scd(star, star, x0, jax.random.key(7), 0, teacher=teach)
+    # (the train step hands sCD its teacher as the CFG pair (φ_c, φ_∅))
+    loss, _ = scd(star, star, x0, jax.random.key(7), 0,
+                  teacher=(teach, teach))
     assert float(jnp.abs(loss).max()) < 1e-18
     off = as_edm_net(lambda x, s: 1.1 * ve_denoiser(x, s))
-    loss, _ = scd(star, star, x0, jax.random.key(7), 0, teacher=off)
+    loss, _ = scd(star, star, x0, jax.random.key(7), 0, teacher=(off, off))
     assert float(loss.mean()) > 1e-2  # (D ≈ 0 at large σ: a few near 0)
 
 
@@ -225,12 +228,17 @@ def test_ve_teacher_needs_network_edm_and_the_same_diffusion():
     teacher._check_same_process(saved, c, "runs/edm")
   c.trigflow.network = "edm"
   teacher._check_same_process(saved, c, "runs/edm")  # accepted
-  c.diffusion.sigma_max = 40.0
-  with pytest.raises(ValueError, match="diffusion.sigma_max: 80.0 there"):
+  c.diffusion.sigma_data = 1.0  # the network's input and output scale
+  with pytest.raises(ValueError, match="diffusion.sigma_data: 0.5 there"):
     teacher._check_same_process(saved, c, "runs/edm")
+  # σ_min, σ_max and ρ set the student's grids and samplers, not what the
+  # teacher's network computes (ECT evaluates with σ_min = 0.003).
+  c.diffusion.sigma_data = 0.5
+  c.diffusion.sigma_max, c.diffusion.sigma_min = 40.0, 0.003
+  teacher._check_same_process(saved, c, "runs/edm")  # accepted
   # A TrigFlow teacher of sCM's reading (before trigflow.network existed)
   # is not an edm-reading student's.
-  c.diffusion.sigma_max = 80.0
+  c.diffusion.sigma_max, c.diffusion.sigma_min = 80.0, 0.002
   saved.update(process="trigflow", trigflow={"time_scale": 1.0})
   with pytest.raises(ValueError, match="trigflow.network: 'trigflow' there"):
     teacher._check_same_process(saved, c, "runs/trigflow")

@@ -5,10 +5,12 @@ functions of TrigFlow time F(x_t/σ_d, t) through the process's
 network's −net(x_in, ¼·ln(σ_d·tan t)))."""
 
 import dataclasses
+import functools
 
+import jax
 import jax.numpy as jnp
 
-from cm_jax import losses, processes
+from cm_jax import losses, processes, registry
 from cm_jax.train.objectives.base import Needs
 
 # sCT and sCD start from a TrigFlow diffusion model (sCM Alg. 1: θ ←
@@ -59,6 +61,7 @@ class SimplifiedConsistencyTraining:
   p_mean: float
   p_std: float
   tangent_c: float
+  tangent_norm: str
   warmup_steps: int
   prior_weighting: bool
   adaptive: bool
@@ -67,18 +70,7 @@ class SimplifiedConsistencyTraining:
   @classmethod
   def from_config(cls, config, example_shape):
     del example_shape
-    check_trigflow(config)
-    scm = config.scm
-    if scm.warmup_steps < 0:
-      raise ValueError(f"scm.warmup_steps={scm.warmup_steps} must be ≥ 0 "
-                       "(0 = no tangent warm-up).")
-    return cls(p_mean=float(config.loss.p_mean),
-               p_std=float(config.loss.p_std),
-               tangent_c=float(scm.tangent_c),
-               warmup_steps=int(scm.warmup_steps),
-               prior_weighting=bool(scm.prior_weighting),
-               adaptive=bool(config.model.adaptive_weight),
-               diffusion=processes.make_process(config))
+    return cls(**scm_parts(config))
 
   def warmup(self, step):
     """r = min(1, k/H) (sCM Alg. 1, tangent warm-up); 1 when H = 0."""
@@ -100,7 +92,7 @@ class SimplifiedConsistencyTraining:
         self._online(online), d.velocity_net(target), x0, key,
         velocity=velocity, sigma_data=d.sigma_data, p_mean=self.p_mean,
         p_std=self.p_std, warmup=r, tangent_c=self.tangent_c,
-        prior_weighting=self.prior_weighting)
+        tangent_norm=self.tangent_norm, prior_weighting=self.prior_weighting)
     return loss, {"target_mu": jnp.float32(0.0), "tangent_warmup": r}
 
   def __call__(self, online, target, x0, key, step, teacher=None):
@@ -115,12 +107,77 @@ class SimplifiedConsistencyDistillation(SimplifiedConsistencyTraining):
   F_pretrain is the teacher's network read through this run's process, so
   a VE EDM teacher (trigflow.network=edm) gives σ_d·F_pretrain =
   −σ_d·net(x_t/σ_d, ¼·ln(σ_d·tan t)), which is the VE PF-ODE dx/dσ =
-  (x − D(x; σ))/σ (EDM eq. 4) in TrigFlow's variables."""
+  (x − D(x; σ))/σ (EDM eq. 4) in TrigFlow's variables.
 
-  needs = Needs(**_TEACHER, teacher_in_step=True, init_from_teacher="option")
+  With a class-conditional teacher, dx_t/dt is its classifier-free guided
+  velocity v_∅ + w·(v_c − v_∅) (sCM §5.2; ``losses.guided_velocity``),
+  w ~ U[``guidance``] per example (w = 1: the conditional teacher); with
+  ``w_condition`` (model.w_embedding) the student takes w as an input, as
+  sCM's ImageNet 512 sCD does (w ~ U[1, 2])."""
+
+  needs = Needs(**{**_TEACHER, "student_may_add": ("adaptive_weight",
+                                                    "w_embedding")},
+                teacher_in_step=True, init_from_teacher="option",
+                guided_teacher=True, guidance_input=True)
+  guidance: tuple[float, float] = (1.0, 1.0)
+  w_condition: bool = False
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    del example_shape
+    scm, model = config.scm, config.model
+    guidance = (float(scm.guidance_min), float(scm.guidance_max))
+    if not guidance[0] <= guidance[1]:
+      raise ValueError(f"Need scm.guidance_min ≤ scm.guidance_max, got "
+                       f"{list(guidance)}.")
+    conditional = model.get("num_classes", 0) or model.get("context_dim", 0)
+    if guidance != (1.0, 1.0) and not conditional:
+      raise ValueError(f"scm.guidance_min/max={list(guidance)} guide a "
+                       "class-conditional teacher (CFG); this network takes "
+                       "no condition: set model.num_classes (or "
+                       "context_dim) as the teacher's, or both to 1.")
+    return cls(guidance=guidance,
+               w_condition=bool(model.get("w_embedding", False)),
+               **scm_parts(config))
+
+  @property
+  def guided(self):
+    return self.guidance != (1.0, 1.0)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     d = self.diffusion
-    teacher_f = d.velocity_net(teacher)
-    velocity = lambda x_t, t: d.sigma_data * teacher_f(x_t / d.sigma_data, t)
-    return self._loss(online, target, x0, key, step, velocity)
+    w = jnp.full(x0.shape[:1], self.guidance[0])
+    if self.guidance[0] < self.guidance[1]:  # else the draws stay unguided's
+      w_key, key = jax.random.split(key)
+      w = jax.random.uniform(w_key, x0.shape[:1], jnp.float32, *self.guidance)
+    velocity_of = lambda net: (lambda x_t, t: d.sigma_data * d.velocity_net(
+        net)(x_t / d.sigma_data, t))
+    teacher_cond, teacher_uncond = teacher
+    velocity = velocity_of(teacher_cond)  # the unused ∅ pass is compiled out
+    if self.guided:
+      velocity = losses.guided_velocity(velocity, velocity_of(teacher_uncond),
+                                        w)
+    if self.w_condition:
+      online = functools.partial(online, w=w)
+      target = functools.partial(target, w=w)
+    loss, aux = self._loss(online, target, x0, key, step, velocity)
+    return loss, {**aux, "guidance": jnp.mean(w)}
+
+
+def scm_parts(config):
+  """The fields sCT and sCD share, checked."""
+  check_trigflow(config)
+  scm = config.scm
+  if scm.warmup_steps < 0:
+    raise ValueError(f"scm.warmup_steps={scm.warmup_steps} must be ≥ 0 "
+                     "(0 = no tangent warm-up).")
+  registry.lookup({n: n for n in losses.TANGENT_NORMS}, scm.tangent_norm,
+                  "scm.tangent_norm")
+  return dict(p_mean=float(config.loss.p_mean),
+              p_std=float(config.loss.p_std),
+              tangent_c=float(scm.tangent_c),
+              tangent_norm=str(scm.tangent_norm),
+              warmup_steps=int(scm.warmup_steps),
+              prior_weighting=bool(scm.prior_weighting),
+              adaptive=bool(config.model.adaptive_weight),
+              diffusion=processes.make_process(config))
