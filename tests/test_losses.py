@@ -282,3 +282,63 @@ class DenoisingScoreMatchingTest(chex.TestCase):
     log_sigma = -0.5 * np.log(np.asarray(loss) - 4.0)
     self.assertAlmostEqual(log_sigma.mean(), -1.2, delta=0.03)
     self.assertAlmostEqual(log_sigma.std(), 1.2, delta=0.03)
+
+
+class OtherLossValuesTest(chex.TestCase):
+  """The teachers' and the autoencoder's losses at given networks, against
+  their formulas written out with the losses' own key splits."""
+
+  def test_trigflow_diffusion_loss_value(self):
+    """‖σ_d·F(x_t/σ_d, t) − v_t‖²/σ_d², x_t = cos t·x0 + sin t·z, v_t =
+    cos t·z − sin t·x0, z ~ N(0, σ_d²I), t = arctan(e^τ/σ_d), τ ~
+    N(−1.2, 1.2²)."""
+    sd = 0.7
+    x0 = jax.random.normal(jax.random.key(0), (256, 3))
+    key = jax.random.key(1)
+    net = lambda x_in, t: 0.6 * x_in + jnp.sin(t)[:, None]
+    got = losses.trigflow_diffusion_loss(net, x0, key, sigma_data=sd)
+    t_key, z_key = jax.random.split(key)
+    t = np.arctan(np.exp(-1.2 + 1.2 * np.asarray(
+        jax.random.normal(t_key, (256,)), np.float64)) / sd)[:, None]
+    z = sd * np.asarray(jax.random.normal(z_key, (256, 3)), np.float64)
+    x = np.asarray(x0, np.float64)
+    x_t, v_t = np.cos(t) * x + np.sin(t) * z, np.cos(t) * z - np.sin(t) * x
+    f = 0.6 * x_t / sd + np.sin(t)
+    want = np.sum((sd * f - v_t) ** 2, axis=1) / sd ** 2
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+  def test_noise_prediction_loss_value(self):
+    """DDPM's L_simple = ‖ε̂ − ε‖², ε̂ = (z_t − α(t)·D)/σ(t), with SD's
+    scaled-linear β (√β linear from √0.00085 to √0.012 over 1000 steps),
+    ᾱ_t = ∏(1 − β), α = √ᾱ, σ = √(1 − ᾱ), t ~ U{0, …, 999}."""
+    from cm_jax import processes  # pylint: disable=g-import-not-at-top
+    process = processes.VP()
+    x0 = jax.random.normal(jax.random.key(2), (512, 2))
+    key = jax.random.key(3)
+    denoiser = lambda z, t: 0.5 * z
+    got = losses.noise_prediction_loss(denoiser, x0, key, process=process)
+    t_key, noise_key = jax.random.split(key)
+    t = np.asarray(jax.random.randint(t_key, (512,), 0, 1000))
+    eps = np.asarray(jax.random.normal(noise_key, (512, 2)), np.float64)
+    beta = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    alpha_bar = np.cumprod(1 - beta)[t][:, None]
+    a, s = np.sqrt(alpha_bar), np.sqrt(1 - alpha_bar)
+    z_t = a * np.asarray(x0, np.float64) + s * eps
+    eps_hat = (z_t - a * 0.5 * z_t) / s
+    want = np.sum((eps_hat - eps) ** 2, axis=1)
+    np.testing.assert_allclose(got, want, rtol=2e-3)
+
+  def test_autoencoder_loss_value(self):
+    """d(x0, x̂) + β·½Σ(μ² + e^logvar − 1 − logvar) with d = ℓ1."""
+    x0 = jnp.array([[1.0, -2.0], [0.5, 0.0]])
+    x_hat = jnp.array([[0.5, -1.0], [0.5, 1.0]])
+    mean = jnp.array([[0.3], [-1.0]])
+    logvar = jnp.array([[0.2], [-0.5]])
+    total, rec, kl = losses.autoencoder_loss(
+        lambda x: (x_hat, mean, logvar), x0, kl_weight=0.1)
+    want_rec = np.array([1.5, 1.0])
+    m, lv = np.array([0.3, -1.0]), np.array([0.2, -0.5])
+    want_kl = 0.5 * (m ** 2 + np.exp(lv) - 1 - lv)
+    np.testing.assert_allclose(rec, want_rec, rtol=1e-6)
+    np.testing.assert_allclose(kl, want_kl, rtol=1e-6)
+    np.testing.assert_allclose(total, want_rec + 0.1 * want_kl, rtol=1e-6)
