@@ -85,6 +85,7 @@ class Experiment:
       checkpoint.check_compatible(
           meta["config"], self.config, self.workdir,
           meta.get("example_shape"), self.source.example_shape)
+      validate.check_data_scale(meta["config"], self.source, self.workdir)
       if resume:
         validate.check_resume(meta["config"], self.config, self.workdir)
 

@@ -67,9 +67,11 @@ def get_base_config():
   # toy2d: scale the points to overall std data.sigma_data (= diffusion.
   # sigma_data, the scale the preconditioning assumes; the factor is logged);
   # samples are scaled back, so files, plots and metrics stay in data units.
-  # Off: the 2-D recipes keep the data they were tuned on (a warning at start
-  # when the std is off σ_data by more than 2×).
-  c.data.standardize = False
+  # None (auto): only points whose std is off σ_data by more than 2× (on
+  # such data iCT blurred or collapsed; README), so the 2-D recipes keep
+  # the data they were tuned on; True: always; False: never (a warning at
+  # start when far off).
+  c.data.standardize = ml_collections.config_dict.placeholder(bool)
   c.data.num_modes = 8  # toy2d gmm: equal-weight modes evenly on a circle,
   c.data.radius = 1.0  # of this radius,
   c.data.std = 0.05  # each an isotropic Gaussian of this std.

@@ -62,18 +62,39 @@ def test_standardisation_is_logged_with_its_factor(monkeypatch):
   assert f"×{source.scale:.4g}" in lines[0], lines[0]
 
 
-def test_off_by_default_with_a_warning_when_far_from_sigma_data(monkeypatch):
-  assert not toy2d_config.get_config().data.standardize
-  warnings = []
+def test_by_default_only_data_far_from_sigma_data_are_standardised(
+    monkeypatch):
+  """data.standardize None (the default): the recipe's own mixture (std
+  0.71, 1.42× σ_d) and the class-conditional toy (1.99×) are served as
+  they are; a mixture of std 1.42 (2.83× σ_d = 0.5) or of std 0.22 (0.44×
+  σ_d = 0.5, 0.22× σ_d = 1) is standardised, saying so; with False it is
+  not, and a warning names both fixes."""
+  assert toy2d_config.get_config().data.standardize is None
+  infos, warnings = [], []
+  monkeypatch.setattr(logging, "info", lambda msg, *a: infos.append(msg % a))
   monkeypatch.setattr(logging, "warning",
                       lambda msg, *a: warnings.append(msg % a))
-  own = data.get_source(_data(standardize=False).data)  # std 0.71 vs 0.5
-  assert own.scale == 1.0 and not warnings
-  wide = data.get_source(_data(standardize=False, radius=2.0, std=0.08).data)
-  assert wide.scale == 1.0
+  own = data.get_source(_data(standardize=None).data)
+  assert own.scale == 1.0 and not infos and not warnings
+  from configs import edm_toy2d  # pylint: disable=g-import-not-at-top
+  cond = data.get_source(edm_toy2d.get_config("cond").data)
+  assert cond.scale == 1.0 and not infos and not warnings
+  wide = data.get_source(_data(standardize=None, radius=2.0, std=0.08).data)
+  np.testing.assert_allclose(np.std(wide.x, dtype=np.float64), 0.5,
+                             rtol=1e-5)
+  assert "more than 2× off σ_data = 0.5; standardising" in infos[0], infos
+  for sigma_data in (0.5, 1.0):
+    c = _data(standardize=None, radius=0.3, std=0.02)
+    c.diffusion.sigma_data = sigma_data
+    tight = data.get_source(c.data)
+    np.testing.assert_allclose(np.std(tight.x, dtype=np.float64),
+                               sigma_data, rtol=1e-5)
+  assert not warnings
+  off = data.get_source(_data(standardize=False, radius=2.0, std=0.08).data)
+  assert off.scale == 1.0
   assert len(warnings) == 1 and "data.standardize=True" in warnings[0]
   assert "std 1.42 is far from σ_data = 0.5" in warnings[0], warnings[0]
-  # A data config stored before the fields existed held unscaled points.
+  # A data config stored before the field existed held unscaled points.
   stored = _data().data.to_dict()
   del stored["standardize"], stored["sigma_data"]
   assert data.get_source(stored).scale == 1.0
@@ -105,3 +126,22 @@ def test_near_mode_is_the_rayleigh_probability_and_search_uses_it():
   checker = data.get_source(_data(name="checkerboard").data)
   with pytest.raises(ValueError, match="search.metric=auto"):
     search.make_metric("modes", checker.x, False, checker)
+
+
+def test_a_run_is_read_only_at_the_scale_it_was_trained_on():
+  """Samples are decoded by the source's scale, so a run trained on
+  unscaled points is refused under a config that would standardise them
+  (and the other way round), naming the setting to restore."""
+  from cm_jax.train import validate  # pylint: disable=g-import-not-at-top
+  far = dict(radius=2.0, std=0.08)
+  saved = {"data": _data(standardize=False, **far).data.to_dict()}
+  auto = data.get_source(_data(standardize=None, **far).data)
+  assert auto.scale != 1.0
+  with pytest.raises(ValueError, match="set --config.data.standardize=False"):
+    validate.check_data_scale(saved, auto, "runs/r2")
+  validate.check_data_scale(
+      saved, data.get_source(_data(standardize=False, **far).data), "runs/r2")
+  # Near σ_d, None and False serve the same points: both are accepted.
+  near = {"data": _data(standardize=False).data.to_dict()}
+  validate.check_data_scale(near, data.get_source(
+      _data(standardize=None).data), "runs/own")

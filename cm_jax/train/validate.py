@@ -184,6 +184,26 @@ RESUME_FIELDS = ("seed",)
 NOT_RESUME = ("prefetch", "data_dir", "download")
 
 
+def check_data_scale(saved_config, source, workdir):
+  """Fails in one line if ``source`` serves its points at another scale
+  than the run saved in ``saved_config`` was trained on (2-D data:
+  ``data.standardize``, σ_d): its samples would be decoded wrongly."""
+  scale = getattr(source, "scale", None)
+  data = saved_config.get("data", {})
+  if scale is None or data.get("source") != "toy2d":
+    return
+  saved = getattr(sources.get_source(data), "scale", 1.0)
+  if abs(saved - scale) > 1e-6 * max(saved, scale):
+    setting = data.get("standardize", False)
+    fix = ("drop the --config.data.standardize override (the run used the "
+           "default)" if setting is None else
+           f"set --config.data.standardize={setting} as the run had it")
+    raise ValueError(
+        f"{workdir} was trained on points scaled by {saved:.4g} "
+        f"(data.standardize={setting} there), this config serves them "
+        f"scaled by {scale:.4g}; {fix}.")
+
+
 def check_resume(saved_config, config, workdir):
   """Fails in one line, naming the changes, if a run resuming from a
   checkpoint of ``saved_config`` would change its optimizer, seed or data,
