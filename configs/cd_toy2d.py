@@ -22,6 +22,7 @@ ARGS = (None,)  # file.py:arg values; None = no arg.
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = toy2d.get_config()  # same data as the teacher ...
+  c.train.ema_decay = 0.995  # the teacher-based toys' figures (README) used it
   edm_toy2d.set_teacher_mlp(c)  # ... and its network
   c.method = "cd"
   c.teacher.workdir = "runs/edm_toy2d"
