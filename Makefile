@@ -1,11 +1,12 @@
-# Two entry points (README): `make quickstart` and `make test`. Both create
-# .venv/ on first use and reinstall only when setup.py changes.
+# Entry points (README): `make quickstart` and `make test`; CI adds
+# `make test-quality` and `make test-mutations` (docs/testing.md). Each
+# creates .venv/ on first use and reinstalls only when setup.py changes.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test clean
+.PHONY: install quickstart test test-quality test-mutations clean
 
 install: $(STAMP)
 
@@ -30,6 +31,17 @@ quickstart: $(STAMP)
 # module fixture that trains a model runs once, not once per worker.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist=loadscope tests
+
+# The quality gate (scripts/quality_gate.py): every method trained on 2-D
+# data to its calibrated threshold, and a resumed run equal to a straight
+# one. CI runs it after `make test`.
+test-quality: $(STAMP)
+	$(PY) scripts/quality_gate.py
+
+# Each term of the losses mutated in turn; the math tests must catch every
+# one (scripts/mutation_check.py).
+test-mutations: $(STAMP)
+	$(PY) scripts/mutation_check.py
 
 clean:
 	rm -rf $(VENV)
