@@ -9,6 +9,7 @@ wires a step.
 """
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -232,11 +233,15 @@ class Experiment:
 def load_trained(config, workdir, mesh=None):
   """(Experiment, EMA parameters, meta) of the workdir's latest checkpoint,
   restored onto abstract shapes: no training state is initialised or
-  compiled just to be overwritten."""
+  compiled just to be overwritten. A workdir without checkpoints is
+  refused before anything is written into it."""
+  missing = FileNotFoundError(
+      f"No checkpoint in {checkpoint.checkpoint_dir(workdir)}; train first "
+      "(--mode=train) or point --workdir at a trained run.")
+  if not os.path.isdir(checkpoint.checkpoint_dir(workdir)):
+    raise missing
   exp = Experiment(config, workdir, mesh)
   state, meta = exp.restore(exp.abstract_state(), items=("ema",))
   if meta is None:
-    raise FileNotFoundError(
-        f"No checkpoint in {checkpoint.checkpoint_dir(workdir)}; train first "
-        "(--mode=train) or point --workdir at a trained run.")
+    raise missing
   return exp, state.ema, meta

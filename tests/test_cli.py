@@ -62,6 +62,16 @@ def test_user_errors_are_one_line_and_the_traceback_needs_verbose(tmp_path):
   assert not os.path.exists(workdir)  # refused before anything is written
 
 
+def test_sampling_an_untrained_workdir_is_refused_and_writes_nothing(
+    tmp_path):
+  workdir = str(tmp_path / "never_trained")
+  line = one_line_error(launch("--config=configs/toy2d.py", "--mode=sample",
+                               workdir=workdir))
+  assert line == (f"launch.py: No checkpoint in {workdir}/checkpoints; train "
+                  "first (--mode=train) or point --workdir at a trained run.")
+  assert not os.path.exists(workdir)
+
+
 def test_quickstart_trains_on_a_user_npz(tmp_path):
   """The first thing a user tries: their own images through the npz source
   (12×12 RGB, unlike the quickstart's 8×8 gray digits)."""
@@ -81,3 +91,18 @@ def test_quickstart_trains_on_a_user_npz(tmp_path):
   meta = checkpoint.read_meta(checkpoint.make_manager(workdir))
   assert meta["step"] == 2 and meta["example_shape"] == [12, 12, 3]
   assert meta["config"]["data"]["path"] == path
+  # The run names its data first, and says that the quickstart's
+  # data.resolution = 8 (the digits') does not resize the file's images.
+  assert (f"Data: npz {path} (x_train), 24 examples of shape (12, 12, 3), "
+          "unlabelled.") in result.stderr
+  assert (f"data.resolution=8 is not applied to npz data: {path} holds "
+          "12×12 images") in result.stderr
+
+
+def test_help_says_where_the_config_fields_are_documented():
+  result = subprocess.run([sys.executable, "launch.py", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+  # absl's --help exits with status 1 after printing the usage.
+  assert "--config.<group>.<field>=value" in result.stdout, result.stderr
+  assert "configs/base.py" in result.stdout
+  assert os.path.isfile(os.path.join(REPO, "configs", "base.py"))

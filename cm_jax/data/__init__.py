@@ -7,7 +7,8 @@
 
 from cm_jax.data.base import ArraySource, Batch, Source
 from cm_jax.data.iterator import DataIterator, make_iterator
-from cm_jax.data.sources import TfdsSource, get_source
+from cm_jax.data.sources import (TfdsSource, describe, get_source,
+                                  ignored_resolution)
 from cm_jax.data.toy2d import GaussianMixtureSource
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "GaussianMixtureSource",
     "Source",
     "TfdsSource",
+    "describe",
     "get_source",
+    "ignored_resolution",
     "make_iterator",
 ]

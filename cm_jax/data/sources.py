@@ -185,6 +185,36 @@ def as_config(data_config: Any) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({**IMPLIED, **dict(data_config)})
 
 
+def describe(data_config: Any, source: Source) -> str:
+  """One line naming the data a run reads: source, where from, how many
+  examples of which shape, labels and conditioning."""
+  c = as_config(data_config)
+  origin = {"npz": f" {c.path} (x_{c.split})",
+            "tfds": f" {c.name} ({c.split})",
+            "toy2d": f" {c.name}",
+            "latents": f" of {c.ae_workdir or c.autoencoder}"}.get(c.source, "")
+  labels = (f", {source.num_classes} classes" if source.num_classes
+            else ", unlabelled")
+  context = (f", a {source.context_dim}-vector context per example"
+             if source.context_dim else "")
+  return (f"Data: {c.source}{origin}, {source.num_examples:,} examples of "
+          f"shape {tuple(source.example_shape)}{labels}{context}.")
+
+
+def ignored_resolution(data_config: Any, source: Source) -> str | None:
+  """A warning when `data.resolution` (read by the digits source only)
+  differs from the side of the images a file source serves as stored."""
+  c = as_config(data_config)
+  if c.source != "npz" or not source.is_image:
+    return None
+  side = source.example_shape[0]
+  if side == c.resolution:
+    return None
+  return (f"data.resolution={c.resolution} is not applied to npz data: "
+          f"{c.path} holds {side}×{side} images and the network is built "
+          f"for them (resize the file to train at another resolution).")
+
+
 def get_source(data_config: Any) -> Source:
   """The source named by `data_config.source`, built from its other fields."""
   data_config = as_config(data_config)

@@ -15,7 +15,7 @@ import numpy as np
 from absl import logging
 from clu import parameter_overview
 
-from cm_jax import checkpoint, generate, registry, sharding
+from cm_jax import checkpoint, data, generate, registry, sharding
 from cm_jax.data import DataIterator
 from cm_jax.data.prefetch import Prefetcher
 from cm_jax.experiment import Experiment
@@ -85,8 +85,12 @@ def _check_train_config(config, mesh):
 
 
 def _start(exp, manager):
-  """(state, step, data position) to start from, logged."""
+  """(state, step, data position) to start from, logged after the data."""
   state, meta = exp.initial_state(manager)
+  logging.info(data.describe(exp.config.data, exp.source))
+  warning = data.ignored_resolution(exp.config.data, exp.source)
+  if warning:
+    logging.warning(warning)
   if meta is None:
     logging.info("Starting from scratch in %s.", exp.workdir)
     logging.info("Parameters:\n%s",
