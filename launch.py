@@ -1,8 +1,13 @@
-"""cm_jax command line: flags → ``cm_jax.run.run(config, workdir, mode)``.
+r"""cm_jax command line: flags → ``cm_jax.run.run(config, workdir, mode)``.
 
   python launch.py --config=configs/ict_cifar10.py --workdir=runs/ict
   python launch.py --config=configs/toy2d.py --workdir=runs/toy --mode=sample \
       --config.sample.steps=2
+
+Any field of the config is set with --config.<group>.<field>=value. Every
+field is declared, with a comment saying what it does, in configs/base.py
+(the recipes in configs/ change some of them and cite their sources);
+README.md lists the recipes and the modes.
 
 A config that fails to load (e.g. an unknown ``file.py:arg``) or an override
 of a field the config does not declare stops with one line, exit status 2;
