@@ -7,7 +7,7 @@ r"""cm_jax command line: flags → ``cm_jax.run.run(config, workdir, mode)``.
 Any field of the config is set with --config.<group>.<field>=value. Every
 field is declared, with a comment saying what it does, in configs/base.py
 (the recipes in configs/ change some of them and cite their sources);
-README.md lists the recipes and the modes.
+README.md lists the recipes; docs/ holds the manual (modes, methods, runs).
 
 A config that fails to load (e.g. an unknown ``file.py:arg``) or an override
 of a field the config does not declare stops with one line, exit status 2;

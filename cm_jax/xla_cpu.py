@@ -9,7 +9,7 @@ YNNPACK, and with YNNPACK enabled XLA:CPU also runs its convolutions there
 instead of through Eigen. Measured on a 2-core AMD EPYC (AVX-512), jax 0.10.2:
 a 3×3 conv, 64 → 64 channels at 32×32, batch 32, forward + backward, goes from
 94 to 160 GFLOP/s, and the CPU-size iCT train step from 1.33 s to 1.05 s
-(``benchmarks/vs_pytorch.py``; README, Performance). The other YNN fusion
+(``benchmarks/vs_pytorch.py``; docs/performance.md). The other YNN fusion
 types (``dot``, ``eltwise``) were slower on that step and are left off.
 
 A user's own ``XLA_FLAGS`` win: a flag already named there is not touched,

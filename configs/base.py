@@ -68,7 +68,7 @@ def get_base_config():
   # sigma_data, the scale the preconditioning assumes; the factor is logged);
   # samples are scaled back, so files, plots and metrics stay in data units.
   # None (auto): only points whose std is off σ_data by more than 2× (on
-  # such data iCT blurred or collapsed; README), so the 2-D recipes keep
+  # such data iCT blurred or collapsed; docs/toy2d.md), so the 2-D recipes keep
   # the data they were tuned on; True: always; False: never (a warning at
   # start when far off).
   c.data.standardize = ml_collections.config_dict.placeholder(bool)

@@ -11,7 +11,7 @@ with the optimisation sized for 2-D data: the teacher's 512 × 4 MLP
 (`edm_toy2d.set_teacher_mlp`), lr 1e-4 (1e-3 left the student at 0.33 of
 its samples near a mode against the teacher's 0.94), batch 512 and 8,000
 steps; the 2-step τ is the one `--mode=search` found on the trained student
-(README, "Teacher → distillation").
+(docs/methods.md, "Teacher → distillation").
 """
 
 from configs import base, edm_toy2d, toy2d
@@ -22,7 +22,7 @@ ARGS = (None,)  # file.py:arg values; None = no arg.
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = toy2d.get_config()  # same data as the teacher ...
-  c.train.ema_decay = 0.995  # the teacher-based toys' figures (README) used it
+  c.train.ema_decay = 0.995  # the teacher-based toys' figures (docs/methods.md) used it
   edm_toy2d.set_teacher_mlp(c)  # ... and its network
   c.method = "cd"
   c.teacher.workdir = "runs/edm_toy2d"
@@ -42,7 +42,7 @@ def get_config(arg=None):
   c.train.num_steps = 8000
   c.train.checkpoint_every = 4000
   c.train.sample_every = 4000
-  # The 2-step τ: --mode=search on the seed-0 student (README), by the share
+  # The 2-step τ: --mode=search on the seed-0 student (docs/methods.md), by the share
   # of samples off every mode (a Gaussian fit, frechet, is flat in τ here).
   c.search.metric = "modes"
   c.search.num = 8000  # 1,000 leave that share noisier than its range in τ

@@ -75,7 +75,7 @@ def set_teacher_mlp(c):
 def get_config(arg=None):
   base.check_arg(arg, ARGS)
   c = toy2d.get_config()  # same data; the MLP below (:cond, :context: the same)
-  c.train.ema_decay = 0.995  # the teacher-based toys' figures (README) used it
+  c.train.ema_decay = 0.995  # the teacher-based toys' figures (docs/methods.md) used it
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5: ln σ ~ N(−1.2, 1.2²)
   c.loss.p_std = 1.2

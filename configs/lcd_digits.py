@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.target.mu = 0.95  # official LCM code
   c.loss.metric = "l2"  # LCM: ℓ2
   # ‖·‖² (loss.reduction=sum), not the script's per-element mean: no grad
-  # clip here, and the README's figures were made with it.
+  # clip here, and the figures in docs/methods.md were made with it.
   c.loss.weighting = "uniform"
   c.loss.index_sampling = "uniform"
   c.optim.name = "adam"

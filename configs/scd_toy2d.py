@@ -9,7 +9,7 @@ sCM's objective (configs/sct_toy2d.py) with dx_t/dt from the teacher,
 starting from its weights, with CD's toy optimisation (configs/cd_toy2d.py:
 the teacher's 512 × 4 MLP, RAdam, batch 512, 8,000 steps) but lr 3e-5, so
 CD and sCD distil one kind of budget. The lr is the one that matters
-(README, sCM section): at CD's 1e-4 this student ended at 0.24 of its
+(docs/methods.md, "sCD on the toy"): at CD's 1e-4 this student ended at 0.24 of its
 samples near a mode and at 1e-3 it collapsed to the mean; at 3e-5, 0.93.
 sCD's tangent is the teacher's exact velocity, without sCT's noise, and
 the same MLP trained by sCD from scratch with the exact mixture velocity
@@ -54,7 +54,7 @@ def get_config(arg=None):
   c.method = "scd"
   c.teacher.workdir = "runs/trigflow_toy2d"
   c.teacher.init_student = True
-  c.optim.lr = 3e-5  # 1e-4: 0.24 near a mode; 1e-3: collapse (README)
+  c.optim.lr = 3e-5  # 1e-4: 0.24 near a mode; 1e-3: collapse (docs/methods.md)
   if arg == "edm":  # CD's VE teacher, read as a TrigFlow network
     c.trigflow.network = "edm"
     c.teacher.workdir = "runs/edm_toy2d"

@@ -38,7 +38,7 @@ def get_config(arg=None):
   # steps (N doubles at 7/8 of the run), and averaging it put seed 0's
   # one-step samples between the modes, shrunk to radius 0.86 (0.369 near a
   # mode against the online network's 0.731); 0.99: 0.662, and no worse on
-  # seeds 1-4 (README, "The sampling EMA of the 2-D recipes").
+  # seeds 1-4 (docs/toy2d.md).
   c.train.ema_decay = 0.99
   c.train.log_every = 500
   c.train.checkpoint_every = 4000

@@ -10,7 +10,7 @@ largest differences, at 224×224 (the training path: bilinear resize, as
 F.interpolate(align_corners=False) in the CM code) and at the native size.
 
 Needs torch, torchvision and lpips beside cm_jax's requirements, so run it in
-a side environment, never in .venv (see README, LPIPS):
+a side environment, never in .venv (see docs/recipes.md, LPIPS):
 
   python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.14.1 \\
       torchvision==0.29.1 jax flax absl-py && \\

@@ -78,10 +78,10 @@ CHECKS = {
     "ict": Run("configs/toy2d.py"),
     "ict_mixture5": Run("configs/toy2d.py", MIXTURE5),
     # Data 2.8× wider than σ_d: standardised by default (data.standardize
-    # None); served unscaled, this run's network died (README, Data scale).
+    # None); served unscaled, this run's network died (docs/toy2d.md).
     "ict_wide": Run("configs/toy2d.py", WIDE),
     # CM Alg. 3 with the CM paper's CT choices; on this toy its one-step
-    # samples collapse to the mean (README), so only 2 steps are gated.
+    # samples collapse to the mean (docs/methods.md), so only 2 steps are gated.
     "ct": Run("configs/toy2d.py", {
         "curriculum.name": "ct", "curriculum.s0": 2, "curriculum.s1": 150,
         "target.ema": "adaptive", "target.mu0": 0.9, "loss.metric": "l2",

@@ -125,7 +125,7 @@ def test_scd_from_the_ve_teacher_of_cd(student, teacher_config, cd):
   """sCD distils CD's VE teacher, read as TrigFlow's F (network=edm), and
   starts as it: the teacher's network plus w_φ, its diffusion constants,
   data and CD's optimisation, at an lr no higher than CD's (the toy's sCD
-  needs a lower one: README, sCM section)."""
+  needs a lower one: docs/methods.md, "sCD on the toy")."""
   assert (student.method, student.process) == ("scd", "trigflow")
   assert student.trigflow.network == "edm" and teacher_config.process == "ve"
   assert student.teacher.workdir == cd.get_config().teacher.workdir

@@ -96,3 +96,28 @@ def test_make_targets_named_exist(target):
   makefile = open(os.path.join(REPO, "Makefile"), encoding="utf-8").read()
   assert re.search(rf"^{re.escape(target)}:", makefile, re.M)
   assert f"make {target}" in _text()["README.md"]
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)|<img src=\"([^\"]+)\"")
+
+
+def test_links_and_pictures_resolve_and_no_document_outside_is_cited():
+  """Every relative link and picture of the README and docs/ names a file
+  in the repository, and none cites a document the repository lacks."""
+  missing = []
+  for rel, text in _text().items():
+    for match in LINK.finditer(text):
+      target = match.group(1) or match.group(2)
+      if "://" in target:
+        continue
+      path = os.path.join(REPO, os.path.dirname(rel), target)
+      if not os.path.exists(path):
+        missing.append(f"{rel}: {target}")
+    for outside in ("DESIGN.md", "../shared", "RECIPES.md", "STYLE.md"):
+      if outside in text:
+        missing.append(f"{rel}: cites {outside}")
+  assert not missing, missing
+  # Each document of docs/ is linked from the README.
+  readme = _text()["README.md"]
+  for path in glob.glob(os.path.join(REPO, "docs", "*.md")):
+    assert f"(docs/{os.path.basename(path)})" in readme, path

@@ -10,8 +10,7 @@ factor is logged. Only a scale: the sets are centred near the origin.
 `standardize` None (the default) standardises only data whose std is more
 than twice or less than half σ_data: on such data iCT's samples blurred
 (0.03 near a mode at 5.7×) or its network died and every sample fell on the
-mean (at 2.8×), and standardised the same runs reached 0.61 (README, "Data
-scale"); nearer σ_data the points are served as they are, so the shipped
+mean (at 2.8×), and standardised the same runs reached 0.61 (docs/toy2d.md); nearer σ_data the points are served as they are, so the shipped
 2-D recipes keep the data they were tuned on. True always standardises;
 False never does, with a warning at start when the data are that far off.
 

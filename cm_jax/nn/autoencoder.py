@@ -9,7 +9,7 @@ a reconstruction loss and a small KL(q(z | x) ‖ N(0, I)) (`method=ae`,
 then train on z, scaled to unit variance (`cm_jax.data.latents`).
 
 `Autoencoder` is the interface the rest of cm_jax uses, so any pretrained VAE
-can stand in (see `cm_jax.data.latents` and README, "Latent space").
+can stand in (see `cm_jax.data.latents` and docs/methods.md, "Latent space").
 """
 
 from typing import Any, Protocol

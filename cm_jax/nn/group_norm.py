@@ -25,7 +25,7 @@ Two derivative rules, one forward:
   differentiates only in reverse mode, ``Needs.forward_mode`` False) it is a
   ``jax.custom_vjp`` with the hand-written backward below, which saves only x
   and recomputes the rest. Forward mode is then impossible. The iCT step
-  with the custom_jvp alone was slower on this CPU (README, Performance).
+  with the custom_jvp alone was slower on this CPU (docs/performance.md).
 
 At 32×32×64, batch 32, on one core of this project's CPU, forward +
 backward of GroupNorm+SiLU (the custom_vjp) takes 2.8 ms against 10.4 ms
