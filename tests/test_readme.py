@@ -98,12 +98,13 @@ def test_make_targets_named_exist(target):
   assert f"make {target}" in _text()["README.md"]
 
 
+DOC_NAME = re.compile(r"\b([\w/-]+\.md)\b")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)|<img src=\"([^\"]+)\"")
 
 
 def test_links_and_pictures_resolve_and_no_document_outside_is_cited():
   """Every relative link and picture of the README and docs/ names a file
-  in the repository, and none cites a document the repository lacks."""
+  in the repository, and every .md document the text names is in it."""
   missing = []
   for rel, text in _text().items():
     for match in LINK.finditer(text):
@@ -113,9 +114,13 @@ def test_links_and_pictures_resolve_and_no_document_outside_is_cited():
       path = os.path.join(REPO, os.path.dirname(rel), target)
       if not os.path.exists(path):
         missing.append(f"{rel}: {target}")
-    for outside in ("DESIGN.md", "../shared", "RECIPES.md", "STYLE.md"):
-      if outside in text:
-        missing.append(f"{rel}: cites {outside}")
+    # A document named in the text (``name.md``) is one of the repository's.
+    for name in set(DOC_NAME.findall(text)):
+      if not any(os.path.exists(os.path.join(REPO, d, name))
+                 for d in ("", os.path.dirname(rel), "docs")):
+        missing.append(f"{rel}: cites {name}, which is not in the repository")
+    if "../" in text:
+      missing.append(f"{rel}: names a path outside the repository (../)")
   assert not missing, missing
   # Each document of docs/ is linked from the README.
   readme = _text()["README.md"]
