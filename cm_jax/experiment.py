@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax import checkpoint, generate, nn, processes, sharding, teacher
-from cm_jax import visualize
+from cm_jax import (checkpoint, generate, methods, nn, processes, sharding,
+                    teacher, visualize)
 from cm_jax.data import augment as augment_lib
 from cm_jax.data import get_source, latents
 from cm_jax.evaluation import evaluate as evaluate_lib
 from cm_jax.evaluation import fid
-from cm_jax.train import objectives, optim, validate
+from cm_jax.train import optim, validate
 from cm_jax.train.state import init_state, state_shardings
 from cm_jax.train.step import jit_train_step
 
@@ -40,7 +40,7 @@ class Experiment:
     validate.check_experiment(config, self.source)
     self.model = nn.get_model(config.model)
     self.process = processes.make_process(config)
-    self.objective = objectives.make_objective(config,
+    self.objective = methods.make_objective(config,
                                                self.source.example_shape)
     self.needs = self.objective.needs
     validate.check_needs(config, self.needs, self.model)

@@ -4,7 +4,7 @@ vectors and classifier-free guidance.
 
 ``SAMPLERS`` is the one table of samplers, selected by name
 (``sample.sampler``; "" = the default for the objective's kind of sampler and
-the process, ``DEFAULT_SAMPLERS``). ``consistency_function`` is the one
+the process, the process's ``samplers``). ``consistency_function`` is the one
 builder of f(x, t) from trained parameters, shared by sampling, editing and
 the τ search.
 """
@@ -35,12 +35,12 @@ def sample_times(sample_config, steps, diffusion):
   if steps < 1:
     raise ValueError(f"sample.steps must be ≥ 1, got {steps}.")
   ts = tuple(sample_config.ts)
-  is_vp = isinstance(diffusion, processes.VP)
   if not ts:  # the process's (S + 1)-point grid: EDM's, or VP's even steps
     grid = np.asarray(diffusion.grid(steps + 1))
     ts = tuple(float(t) for t in grid[1:-1][::-1])
-  if is_vp and any(t != round(t) or not 0 <= t <= diffusion.t_max for t in ts):
-    raise ValueError(f"process=vp samples at DDPM steps in [0, "
+  if diffusion.discrete_time and any(
+      t != round(t) or not 0 <= t <= diffusion.t_max for t in ts):
+    raise ValueError(f"This process samples at integer steps in [0, "
                      f"{diffusion.t_max:.0f}], got sample.ts={ts}; set "
                      "--config.sample.ts=() for evenly spaced steps.")
   if len(ts) < steps - 1:
@@ -177,26 +177,13 @@ SAMPLERS = {
                     samplers.ddim_sample(d, key, shape, ts, process=p)),
 }
 
-# The default sampler of (objective's sampler kind, process, steps).
-DEFAULT_SAMPLERS = {
-    ("consistency", "ve"): lambda steps: "onestep" if steps == 1 else
-                                         "multistep",
-    ("consistency", "vp"): lambda steps: "lcm_multistep",
-    # sCM: f(x_T, T), then x_τ = cos τ·x + sin τ·z (LCM Alg. 3's renoise).
-    ("consistency", "trigflow"): lambda steps: "lcm_multistep",
-    ("diffusion", "ve"): lambda steps: "ode",
-    ("diffusion", "vp"): lambda steps: "ddim",
-    # DDIM is TrigFlow's first-order PF-ODE solver (sCM §2.1).
-    ("diffusion", "trigflow"): lambda steps: "ddim",
-}
-
-
-def sampler_name(config, kind, steps):
-  """``sample.sampler``, or the default for the objective's ``kind`` of
-  sampler, ``config.process`` and ``steps``."""
-  if config.sample.sampler:
-    return config.sample.sampler
-  return DEFAULT_SAMPLERS[kind, config.process](steps)
+def sampler_name(sample_config, process, kind, steps):
+  """``sample.sampler``, or the ``process``'s default for the objective's
+  ``kind`` of sampler and ``steps`` (its ``samplers``: one step, several)."""
+  if sample_config.sampler:
+    return sample_config.sampler
+  one, several = process.samplers[kind]
+  return one if steps == 1 else several
 
 
 def sampler_times(name, config, steps, process):
@@ -290,7 +277,8 @@ def generate(model, params, config, example_shape, num, steps, key, *,
   teacher with its ODE sampler over ``sample.ode_steps``; ``sample.sampler``
   overrides the default (``SAMPLERS``).
   """
-  name = sampler_name(config, kind, steps)
+  name = sampler_name(config.sample, processes.make_process(config), kind,
+                      steps)
   gen = Generator(model, config, example_shape, name, kind=kind,
                   batch=min(config.sample.batch_size, num), contexts=contexts)
   times = sampler_times(name, config, steps, gen.process)

@@ -16,7 +16,12 @@
   with x̂0 = (z − σ(t)·ε̂)/α(t), c_skip(0) = 1, c_out(0) = 0 (LCM eq. 9).
 
 All three expose the same interface, so losses, solvers and samplers take "a
-process" and never branch on its kind:
+process" and never branch on its kind, and each also answers what its
+callers ask: ``prediction`` (what its diffusion network is trained to give:
+"x0", EDM's denoiser; "epsilon", DDPM's noise; "velocity", TrigFlow's F),
+``samplers`` (the default samplers of a consistency and of a diffusion
+model, for one step and for several), ``editable`` (CM Alg. 4's edits
+apply) and ``discrete_time`` (times are integer steps). The interface:
 ``alpha(t)``, ``sigma(t)``, ``t_min``, ``t_max``, ``grid(n, size)`` (ascending
 times), ``noise(x0, z, t)``, ``prior(key, shape)`` (x_T ~ N(0, s²I), s =
 ``prior_std``), ``renoise(x, t, z)`` (CM Alg. 1 / LCM Alg. 3),
@@ -43,6 +48,12 @@ class VE:
   sigma_max: float = schedules.SIGMA_MAX
   rho: float = schedules.RHO
   sigma_data: float = schedules.SIGMA_DATA
+
+  prediction = "x0"  # EDM's denoiser D(x; σ) (EDM eq. 2, 7)
+  samplers = {"consistency": ("onestep", "multistep"),  # CM Alg. 1
+              "diffusion": ("ode", "ode")}  # EDM Alg. 1
+  editable = True
+  discrete_time = False
 
   @property
   def t_min(self):
@@ -114,6 +125,13 @@ class VP:
   beta_end: float = 0.012
   sigma_data: float = schedules.SIGMA_DATA
   timestep_scaling: float = 10.0
+
+  prediction = "epsilon"  # DDPM's ε (LCM's teacher)
+  samplers = {"consistency": ("lcm_multistep", "lcm_multistep"),  # LCM Alg. 3
+              "diffusion": ("ddim", "ddim")}
+  # CM Alg. 4 is written for x + t·z; the ε-networks' edits are not built.
+  editable = False
+  discrete_time = True  # DDPM steps 0 … T − 1
 
   def __post_init__(self):
     registry.lookup(BETA_SCHEDULES, self.beta_schedule, "vp.beta_schedule")
@@ -264,6 +282,14 @@ class TrigFlow:
   time_scale: float = 1.0
   network: str = "trigflow"
 
+  prediction = "velocity"  # F = velocity/σ_d (sCM §2.1)
+  # sCM: f(x_T, T), then x_τ = cos τ·x + sin τ·z (LCM Alg. 3's renoise);
+  # DDIM is TrigFlow's first-order PF-ODE solver (sCM §2.1).
+  samplers = {"consistency": ("lcm_multistep", "lcm_multistep"),
+              "diffusion": ("ddim", "ddim")}
+  editable = True  # CM Alg. 4 with x_t = cos t·y + sin t·z
+  discrete_time = False
+
   def __post_init__(self):
     registry.lookup(TRIGFLOW_NETWORKS, self.network, "trigflow.network")
     if self.network == "edm" and self.time_scale != 1.0:
@@ -360,6 +386,7 @@ class TrigFlow:
     return self.consistency_fn(net)
 
 
+CLASSES = {"ve": VE, "vp": VP, "trigflow": TrigFlow}  # config.process → class
 PROCESSES = {
     "ve": lambda config: VE(**config.diffusion),
     "trigflow": lambda config: TrigFlow(time_scale=config.trigflow.time_scale,

@@ -17,9 +17,6 @@ from flax import traverse_util
 from cm_jax import checkpoint, processes
 
 PROCESS_FIELDS = ("process", "vp", "diffusion", "trigflow")
-# The config groups that define each process's (α, σ) and network input.
-PROCESS_GROUPS = {"ve": ("diffusion",), "vp": ("vp",),
-                  "trigflow": ("diffusion", "trigflow")}
 # Of a group, the fields the teacher's network depends on (absent: all).
 # EDM's D(x; σ) and TrigFlow's F read σ_d alone; σ_min, σ_max and ρ set the
 # grids and samplers, which are the student's own (ECT samples with
@@ -72,7 +69,8 @@ def _check_same_process(saved_config, config, workdir):
   saved = {k: saved_config.get(k, "ve" if k == "process" else {})
            for k in PROCESS_FIELDS}
   saved_name = saved["process"]
-  groups = PROCESS_GROUPS.get(saved_name, ("diffusion",))
+  # The config groups that define the process's (α, σ) and network input.
+  groups = processes.CONFIG_GROUPS.get(saved_name, ("diffusion",))
   if saved_name == "ve" and config.process == "trigflow":
     if not processes.make_process(config).reads_ve_networks:
       raise ValueError(f"{workdir} is a VE run (EDM's network); a TrigFlow "

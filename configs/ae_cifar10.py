@@ -12,11 +12,11 @@ their LPIPS and GAN terms. Adam 1e-4 (LDM: 4.5e-6 × batch), batch 128,
 
 from configs import ae_digits, base
 
-ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   ae_digits.set_ae(c, ch=128, ch_mult=(1, 2), z_channels=4, out_channels=3)
@@ -26,7 +26,7 @@ def get_config(arg=None):
   c.train.batch_size = 128
   c.train.ema_decay = 0.9999
   c.eval.num = 10_000
-  if arg == "smoke":  # CPU size, on the shipped CIFAR-10 fixture
+  if arg.smoke:  # CPU size, on the shipped CIFAR-10 fixture
     c.model.ch = 16
     c.model.num_res_blocks = 1
     base.set_smoke_schedule(c)

@@ -12,7 +12,7 @@ data.ae_workdir=runs/ae_digits).
 
 from configs import base
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def set_ae(c, ch, ch_mult, z_channels, out_channels):
@@ -34,7 +34,7 @@ def set_ae(c, ch, ch_mult, z_channels, out_channels):
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   c.data.source = "digits"
   c.data.resolution = 16

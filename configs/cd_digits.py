@@ -7,11 +7,11 @@
 
 from configs import base, quickstart
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = quickstart.get_config()  # the teacher's UNet (init_student)
   c.method = "cd"
   c.teacher.workdir = "runs/edm_digits"

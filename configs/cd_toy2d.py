@@ -16,11 +16,11 @@ steps; the 2-step τ is the one `--mode=search` found on the trained student
 
 from configs import base, edm_toy2d, toy2d
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = toy2d.get_config()  # same data as the teacher ...
   c.train.ema_decay = 0.995  # the teacher-based toys' figures (docs/methods.md) used it
   edm_toy2d.set_teacher_mlp(c)  # ... and its network

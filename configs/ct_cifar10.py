@@ -15,11 +15,11 @@ fixture shipped in cm_jax/data/fixtures (add
 
 from configs import base
 
-ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.0)
@@ -38,6 +38,6 @@ def get_config(arg=None):
   c.train.batch_size = 512
   c.train.ema_decay = 0.9999
   c.sample.ts = ()  # CM's 2-step times were searched; default: EDM grid midpoint
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
   return c

@@ -19,39 +19,21 @@ the same recipe from random weights; ``:smoke`` is a CPU-size run from
 scratch on the CIFAR-10 fixture in cm_jax/data/fixtures.
 """
 
+from cm_jax import methods
 from configs import base
 
-ARGS = (None, "scratch", "smoke")  # file.py:arg values; None = no arg.
-
-
-def set_ect(c, stage_steps):
-  """ECT's objective (method=ect, from scratch until teacher.workdir is set)
-  as locuslab/ect's CIFAR-10 code (main branch: ``training/loss.py``
-  ECMLoss, ``training/networks.py`` ECMPrecond, ``ct_train.py`` defaults):
-  mapping "sigmoid", q = 2, k = 8, b = 1; c = 0 (the ℓ2 norm); ln t ~
-  N(−1.1, 2.0²), unclipped; r clamped at 0, where the target is x0;
-  λ = 1/(t − r) (``return loss / (t - r)``); θ⁻ = stopgrad θ; EDM's plain
-  c_skip, c_out in training and the σ_min = 0.003 shift at evaluation;
-  Δt halves every ``stage_steps``."""
-  c.method = "ect"
-  c.teacher.workdir = ""
-  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
-  c.ect.stage_steps = stage_steps
-  c.ect.train_shift = False  # ECMPrecond: shifted only in eval mode
-  c.diffusion.sigma_min = 0.003  # ECMPrecond's sigma_min (evaluation)
-  c.loss.metric = "l2_norm"
-  c.loss.weighting = "ict"  # 1/(t − r); snrpk is the imgnet branch's
-  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
-  c.target.ema, c.target.mu = "fixed", 0.0
+ARGS = dict(scratch=False, smoke=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   c.data.random_flip = False  # run_ecm.sh: --augment=0.0, ct_train --xflip off
   base.set_ddpmpp(c, dropout=0.2)  # --arch=ddpmpp --dropout=0.2
-  set_ect(c, stage_steps=25_000)  # --double=250 ticks × 12.8 kimg / 128
+  # ECT's objective as the authors' code (cm_jax/methods/ect.py); Δt halves
+  # every --double=250 ticks × 12.8 kimg / 128 iterations.
+  methods.ect.configure(c, stage_steps=25_000)
   c.teacher.workdir = "runs/edm_ddpmpp"  # --transfer: the EDM run's EMA
   c.optim.name = "radam"  # --optim=RAdam --lr=0.0001, betas (0.9, 0.999)
   c.optim.lr = 1e-4
@@ -59,9 +41,9 @@ def get_config(arg=None):
   c.train.num_steps = 200_000  # --duration=25.6 Mimg / 128
   c.train.ema_decay = 0.9999  # --ema_beta default
   c.sample.ts = (0.821,)  # --mid_t default
-  if arg in ("scratch", "smoke"):
+  if arg.scratch or arg.smoke:
     c.teacher.workdir = ""
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
     c.ect.stage_steps = 5  # every stage within the 20 steps
   return c

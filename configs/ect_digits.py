@@ -17,16 +17,17 @@ is ECT's consistency tuning: the same run from the EMA weights of
 configs/edm_digits.py (the quickstart's UNet, so nothing else changes).
 """
 
-from configs import base, ect_cifar10, quickstart
+from cm_jax import methods
+from configs import base, quickstart
 
-ARGS = (None, "tune")  # file.py:arg values; None = no arg.
+ARGS = dict(tune=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = quickstart.get_config()
   # 8 stages in 2,000 steps, as ECT's 200k / 25k
-  ect_cifar10.set_ect(c, stage_steps=250)
-  if arg == "tune":
+  methods.ect.configure(c, stage_steps=250)
+  if arg.tune:
     c.teacher.workdir = "runs/edm_digits"
   return c

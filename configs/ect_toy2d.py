@@ -16,17 +16,18 @@ from an EDM teacher's EMA weights (configs/edm_toy2d.py, its 512 × 4 MLP),
 ECT's consistency tuning, at lr 1e-4.
 """
 
-from configs import base, ect_cifar10, edm_toy2d, toy2d
+from cm_jax import methods
+from configs import base, edm_toy2d, toy2d
 
-ARGS = (None, "tune")  # file.py:arg values; None = no arg.
+ARGS = dict(tune=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = toy2d.get_config()  # data, MLP, optimiser, run length of the iCT toy
   # 8 stages in 8,000 steps, as ECT's 200k / 25k
-  ect_cifar10.set_ect(c, stage_steps=1000)
-  if arg == "tune":
+  methods.ect.configure(c, stage_steps=1000)
+  if arg.tune:
     edm_toy2d.set_teacher_mlp(c)  # the teacher's network, to start from it
     c.teacher.workdir = "runs/edm_toy2d"
     # The 512 × 4 MLP at the toy's lr 1e-3 died at step ~4,800 (a gradient

@@ -3,13 +3,15 @@
   python launch.py --config=configs/edm_cifar10.py --workdir=runs/edm_cifar10
   python launch.py --config=configs/edm_cifar10.py:smoke --workdir=/tmp/edm_smoke
 
-``:cond`` (and ``:cond_smoke``) is the class-conditional VP teacher of
+The options combine (``:latent,smoke``, ``:ddpmpp,smoke``); ``smoke`` is
+the recipe at CPU size on the CIFAR-10 fixture shipped in the package.
+
+``:cond`` is the class-conditional VP teacher of
 configs/lcd_cifar10.py:pixel: LCM's ε-prediction on the DDPM process (SD's
 scaled-linear β), 10 classes + the null label, label dropout 0.1, DDPM++
-positional noise embedding (c_noise = t). ``:latent`` (and ``:latent_smoke``)
-is the same teacher in the latent space of configs/ae_cifar10.py (16×16×4
+positional noise embedding (c_noise = t). ``:latent`` is the same teacher in the latent space of configs/ae_cifar10.py (16×16×4
 latents, unit variance, no flips), the teacher of configs/lcd_cifar10.py.
-``:ddpmpp`` (and ``:ddpmpp_smoke``) trains the same EDM objective on EDM's
+``:ddpmpp`` trains the same EDM objective on EDM's
 DDPM++ network (`edm-cifar10-32x32-uncond-vp`), the run that
 configs/ect_cifar10.py tunes:
 
@@ -33,22 +35,16 @@ the augmentation.
 
 from configs import base
 
-# file.py:arg values; None = no arg.
-ARGS = (None, "smoke", "cond", "cond_smoke", "latent", "latent_smoke",
-        "ddpmpp", "ddpmpp_smoke")
+# :arg options (base.parse_arg), combined as in ``:latent,smoke``.
+ARGS = dict(smoke=False, cond=False, latent=False, ddpmpp=False)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
-  latent = arg in ("latent", "latent_smoke")
-  ddpmpp = arg in ("ddpmpp", "ddpmpp_smoke")
-  cond = arg in ("cond", "cond_smoke") or latent
-  if arg:
-    arg = "smoke" if arg.endswith("smoke") else None
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.13)
-  if ddpmpp:  # EDM's DDPM++ ("vp" architecture), the network ECT tunes
+  if arg.ddpmpp:  # EDM's DDPM++ ("vp" architecture), the network ECT tunes
     base.set_ddpmpp(c, dropout=0.13)
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5
@@ -61,14 +57,14 @@ def get_config(arg=None):
   c.train.ema_decay = 0.99929  # half-life 0.5 Mimg at batch 512: 0.5^(512/5e5)
   c.train.ema_rampup_ratio = 0.05  # EDM training_loop.py
   c.sample.ode_steps = 18  # Heun: 35 NFE
-  if cond:
+  if arg.cond or arg.latent:
     set_class_conditional_vp(c)  # LCM's teachers: flips, no augmentation
   else:
     set_edm_augment(c)
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
-  if latent:
-    set_latent(c, "/tmp/ae_smoke" if arg == "smoke" else "runs/ae_cifar10")
+  if arg.latent:
+    set_latent(c, "/tmp/ae_smoke" if arg.smoke else "runs/ae_cifar10")
   return c
 
 

@@ -17,7 +17,7 @@ for classifier-free guidance, the same small UNet.
 
 from configs import base, quickstart
 
-ARGS = (None, "latent")  # file.py:arg values; None = no arg.
+ARGS = dict(latent=False)  # :arg options (base.parse_arg)
 
 
 def set_latent_digits(c, ae_workdir="runs/ae_digits"):
@@ -28,7 +28,7 @@ def set_latent_digits(c, ae_workdir="runs/ae_digits"):
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = quickstart.get_config()  # same data and UNet
   c.method = "edm"
   c.loss.p_mean = -1.2  # EDM §5
@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.optim.name = "adam"
   c.optim.lr = 1e-3
   c.sample.ode_steps = 18  # Heun: 35 NFE
-  if arg == "latent":
+  if arg.latent:
     set_latent_digits(c)
     c.model.num_classes = 10  # digits 0–9; label 10 is the null class
     c.process = "vp"  # LCM: DDPM process, ε-prediction, DDIM

@@ -19,11 +19,11 @@ in t), the teacher of configs/scd_toy2d.py:
 
   python launch.py --config=configs/edm_toy2d.py:trigflow --workdir=runs/trigflow_toy2d
 
-``:trigflow_cond`` is the class-conditional toy's teacher on TrigFlow (the
+``:trigflow,cond`` is the class-conditional toy's teacher on TrigFlow (the
 MLP of ``:cond``, label dropout 0.1), the teacher of configs/scd_toy2d.py:cond
 (sCD with classifier-free guidance):
 
-  python launch.py --config=configs/edm_toy2d.py:trigflow_cond \
+  python launch.py --config=configs/edm_toy2d.py:trigflow,cond \
       --workdir=runs/trigflow_toy2d_cond
 
 ``:context`` is the same teacher conditioned on a context vector instead of a
@@ -38,7 +38,8 @@ no label embedding), as a text-conditioned model sees a text embedding:
 
 from configs import base, toy2d
 
-ARGS = (None, "cond", "context", "trigflow", "trigflow_cond")  # :arg values
+# :arg options (base.parse_arg); ``:trigflow,cond`` combines two.
+ARGS = dict(cond=False, context=False, trigflow=False)
 
 
 def set_class_conditional_toy(c):
@@ -73,7 +74,7 @@ def set_teacher_mlp(c):
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = toy2d.get_config()  # same data; the MLP below (:cond, :context: the same)
   c.train.ema_decay = 0.995  # the teacher-based toys' figures (docs/methods.md) used it
   c.method = "edm"
@@ -85,16 +86,14 @@ def get_config(arg=None):
   c.train.checkpoint_every = 2000
   c.train.sample_every = 2000
   c.sample.ode_steps = 18  # EDM Heun: 35 NFE
-  if arg in (None, "trigflow"):
-    set_teacher_mlp(c)
-  if arg == "trigflow":  # sCM's TrigFlow teacher (flow matching in v)
-    c.process = "trigflow"
-    c.sample.ts = ()
-  if arg in ("cond", "context", "trigflow_cond"):
-    (set_context_conditional_toy if arg == "context" else
+  if arg.cond or arg.context:
+    (set_context_conditional_toy if arg.context else
      set_class_conditional_toy)(c)
     c.cfg.label_dropout = 0.1  # CFG training (LCM teacher)
     c.sample.ode_steps = 50  # DDIM, 50 steps (LCM's teacher schedule)
-  if arg == "trigflow_cond":  # the classes of :cond, on sCM's TrigFlow
+  else:
+    set_teacher_mlp(c)
+  if arg.trigflow:  # sCM's TrigFlow teacher (flow matching in v)
     c.process = "trigflow"
+    c.sample.ts = ()
   return c

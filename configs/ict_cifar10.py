@@ -20,11 +20,11 @@ tabulates beside it. 8 blocks: 97,610,499 parameters (4 blocks: 56,395,523).
 
 from configs import base
 
-ARGS = (None, "smoke", "deep")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False, deep=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ncsnpp(c, fourier_scale=0.02, dropout=0.3)  # iCT §3.2: smaller
@@ -42,8 +42,8 @@ def get_config(arg=None):
   c.train.batch_size = 1024
   c.train.ema_decay = 0.99993
   c.sample.ts = (0.821,)  # iCT 2-step intermediate σ
-  if arg == "deep":
+  if arg.deep:
     c.model.num_res_blocks = 8  # iCT-deep: 2× the depth (docstring)
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
   return c

@@ -8,16 +8,16 @@
       --mode=sample --config.sample.steps=4 --config.sample.guidance=4
   # CPU size, on the CIFAR-10 fixture shipped in cm_jax/data/fixtures:
   python launch.py --config=configs/ae_cifar10.py:smoke --workdir=/tmp/ae_smoke
-  python launch.py --config=configs/edm_cifar10.py:latent_smoke \\
+  python launch.py --config=configs/edm_cifar10.py:latent,smoke \\
       --workdir=/tmp/edm_latent
   python launch.py --config=configs/lcd_cifar10.py:smoke --workdir=/tmp/lcd \\
       --config.teacher.workdir=/tmp/edm_latent
 
 The data are the latents of configs/ae_cifar10.py (``data.ae_workdir``; the
 smoke variants read /tmp/ae_smoke), encoded once, cached and scaled to unit
-variance; samples and FID are decoded images. ``:pixel`` (and
-``:pixel_smoke``, teacher configs/edm_cifar10.py:cond and :cond_smoke) runs
-the same recipe in pixel space.
+variance; samples and FID are decoded images. ``:pixel`` (teacher
+configs/edm_cifar10.py:cond) runs the same recipe in pixel space; the
+options combine (``:pixel,smoke``, teacher configs/edm_cifar10.py:cond,smoke).
 
 Recipe (LCM §4, Alg. 1, and the official LCM script
 `train_lcm_distill_sd_wds.py` unless noted; docs/recipes.md): the student is
@@ -43,17 +43,15 @@ that grid, and all 980 train the student at each of them.
 from configs import base, edm_cifar10
 
 
-TEACHERS = {None: "latent", "smoke": "latent_smoke", "pixel": "cond",
-            "pixel_smoke": "cond_smoke"}
-ARGS = tuple(TEACHERS)  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False, pixel=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
-  c = edm_cifar10.get_config(TEACHERS[arg])
+  arg = base.parse_arg(arg, **ARGS)
+  teacher = "cond" if arg.pixel else "latent"  # configs/edm_cifar10.py's
+  c = edm_cifar10.get_config(f"{teacher},smoke" if arg.smoke else teacher)
   c.method = "lcd"
-  c.teacher.workdir = {"latent": "runs/edm_cifar10_latent",
-                       "cond": "runs/edm_cifar10_cond"}.get(TEACHERS[arg], "")
+  c.teacher.workdir = "" if arg.smoke else f"runs/edm_cifar10_{teacher}"
   c.teacher.solver = "ddim"
   c.teacher.init_student = True  # θ ← φ; the w projection starts at zero
   c.model.w_embedding = True
@@ -79,7 +77,7 @@ def get_config(arg=None):
   c.train.ema_decay = 0.9999
   c.sample.guidance = 4.0  # w of the grids; any value in [w_min, w_max]
   c.sample.ts = ()  # DDPM steps evenly spaced (4 steps: 999, 749, 500, 250)
-  if arg in ("smoke", "pixel_smoke"):
+  if arg.smoke:
     c.optim.warmup_steps = 0
     c.train.num_steps = 20
     c.train.batch_size = 8

@@ -16,11 +16,11 @@ are 8×8×2 latents, decoded by the autoencoder to 16×16 digits.
 
 from configs import base, edm_digits
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = edm_digits.get_config("latent")  # the teacher's data, process and UNet
   c.method = "lcd"
   c.teacher.workdir = "runs/edm_digits_latent"

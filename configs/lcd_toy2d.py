@@ -21,12 +21,12 @@ and the zero context):
 
 from configs import base, edm_toy2d
 
-ARGS = (None, "context")  # file.py:arg values; None = no arg.
+ARGS = dict(context=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
-  teacher = arg or "cond"
+  arg = base.parse_arg(arg, **ARGS)
+  teacher = "context" if arg.context else "cond"
   c = edm_toy2d.get_config(teacher)  # the teacher's data, process and MLP
   c.method = "lcd"
   c.teacher.workdir = f"runs/edm_toy2d_{teacher}"

@@ -14,11 +14,11 @@ the network input, target EMA μ = 0.95.
 
 from configs import base, lcd_toy2d
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = lcd_toy2d.get_config()  # the LCM's network, process, k and w range
   c.method = "lcf"
   c.teacher.workdir = "runs/lcd_toy2d"  # the trained LCM to fine-tune

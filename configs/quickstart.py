@@ -9,11 +9,11 @@ sample grids land in runs/quickstart/samples/.
 
 from configs import base
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   c.data.source = "digits"
   c.data.resolution = 8  # the digits' native 8×8, 1 channel (CPU budget)

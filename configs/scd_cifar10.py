@@ -15,11 +15,11 @@ ImageNet columns; sCM's CIFAR-10 table was not confirmed to report sCD.
 
 from configs import base, sct_cifar10
 
-ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ddpmpp(c, dropout=0.0)  # sCD: dropout 0
@@ -27,7 +27,7 @@ def get_config(arg=None):
   c.method = "scd"
   c.teacher.workdir = "runs/trigflow_cifar10"
   c.teacher.init_student = True  # θ ← θ_pretrain
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
     c.teacher.workdir = "/tmp/trigflow_smoke"
     c.scm.warmup_steps = 10

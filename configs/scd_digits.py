@@ -18,11 +18,11 @@ tangent warm-up over the first 250 (an eighth, as sct_digits.py).
 
 from configs import base, cd_digits, sct_toy2d
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = cd_digits.get_config()  # the teacher's UNet and CD's optimisation
   sct_toy2d.set_scm_toy(c)  # sCM's options, keeping the optimiser and run
   c.scm.warmup_steps = 250

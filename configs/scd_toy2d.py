@@ -28,12 +28,12 @@ head (θ ← θ_pretrain):
       --config.teacher.workdir=runs/edm_toy2d
 
 ``:cond`` distils the class-conditional TrigFlow teacher of
-configs/edm_toy2d.py:trigflow_cond (four overlapping classes) through its
+configs/edm_toy2d.py:trigflow,cond (four overlapping classes) through its
 classifier-free guided velocity v_∅ + w·(v_c − v_∅), w ~ U[1, 3] per
 example, with w as the student's input (model.w_embedding, as sCM's
 ImageNet 512 sCD; sCM draws w ~ U[1, 2]); sample at a w of that range:
 
-  python launch.py --config=configs/edm_toy2d.py:trigflow_cond \
+  python launch.py --config=configs/edm_toy2d.py:trigflow,cond \
       --workdir=runs/trigflow_toy2d_cond
   python launch.py --config=configs/scd_toy2d.py:cond \
       --workdir=runs/scd_toy2d_cond \
@@ -44,21 +44,21 @@ ImageNet 512 sCD; sCM draws w ~ U[1, 2]); sample at a w of that range:
 
 from configs import base, cd_toy2d, edm_toy2d, sct_toy2d
 
-ARGS = (None, "edm", "cond")  # file.py:arg values; None = no arg.
+ARGS = dict(edm=False, cond=False)  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = cd_toy2d.get_config()  # data, MLP, optimiser and length of CD's toy
   sct_toy2d.set_scm_toy(c)
   c.method = "scd"
   c.teacher.workdir = "runs/trigflow_toy2d"
   c.teacher.init_student = True
   c.optim.lr = 3e-5  # 1e-4: 0.24 near a mode; 1e-3: collapse (docs/methods.md)
-  if arg == "edm":  # CD's VE teacher, read as a TrigFlow network
+  if arg.edm:  # CD's VE teacher, read as a TrigFlow network
     c.trigflow.network = "edm"
     c.teacher.workdir = "runs/edm_toy2d"
-  if arg == "cond":  # the class-conditional teacher, guided
+  if arg.cond:  # the class-conditional teacher, guided
     edm_toy2d.set_class_conditional_toy(c)
     c.process = "trigflow"
     c.model.hidden, c.model.depth = 128, 3  # the teacher's (:cond) MLP

@@ -17,38 +17,33 @@ not restated in the recipe notes: 400k iterations here (the teacher's),
 an assumption. Target: FID 2.97 (1 step) / 2.06 (2 steps).
 """
 
-from configs import base, trigflow_cifar10
+from cm_jax import methods
+from configs import base
 
-ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False)  # :arg options (base.parse_arg)
 
 
 def set_scm(c):
-  """sCM Alg. 1's objective options (App. G), shared by sCT and sCD."""
-  trigflow_cifar10.set_trigflow(c)
-  c.model.adaptive_weight = True  # the learned w_φ(t)
-  c.scm.tangent_c = 0.1
-  c.scm.warmup_steps = 10_000
-  c.scm.prior_weighting = True
-  c.loss.p_mean, c.loss.p_std = -1.0, 1.4
-  c.target.ema, c.target.mu = "fixed", 0.0  # θ⁻ = stopgrad θ
+  """sCM Alg. 1's objective (cm_jax/methods/scm.py) and CIFAR-10
+  optimisation (App. G), shared by sCT and sCD."""
+  methods.scm.configure(c)
   c.optim.name = "radam"
   c.optim.lr = 1e-4
   c.optim.b2 = 0.99
   c.train.batch_size = 512
   c.train.num_steps = 400_000
   c.train.ema_decay = 0.99929  # half-life 0.5 Mimg at batch 512
-  c.sample.ts = (1.1,)  # sCM's 2-step intermediate t
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ddpmpp(c, dropout=0.2)  # sCT: dropout 0.20
   set_scm(c)
   c.method = "sct"
   c.teacher.workdir = "runs/trigflow_cifar10"  # θ ← θ_pretrain
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
     c.teacher.workdir = ""
     c.scm.warmup_steps = 10

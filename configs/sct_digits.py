@@ -13,11 +13,11 @@ over the first 250.
 
 from configs import base, quickstart, sct_toy2d
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = quickstart.get_config()
   sct_toy2d.set_scm_toy(c)  # sCM's options, keeping the optimiser and run
   c.scm.warmup_steps = 250

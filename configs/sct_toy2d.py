@@ -10,23 +10,21 @@ through t = 1.1) from scratch, with the iCT toy's MLP, optimiser and 8,000
 steps (configs/toy2d.py) and the tangent warm-up over its first 1,000.
 """
 
-from configs import base, sct_cifar10, toy2d
+from cm_jax import methods
+from configs import base, toy2d
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def set_scm_toy(c):
-  """sCM's objective options at toy size, over a toy2d config."""
-  optim, train = c.optim.to_dict(), c.train.to_dict()
-  sct_cifar10.set_scm(c)
-  c.optim.update(optim)  # keep the toy's optimiser and run length
-  c.train.update(train)
+  """sCM's objective (cm_jax/methods/scm.py) at toy size: the tangent
+  warm-up over the first 1,000 steps."""
+  methods.scm.configure(c)
   c.scm.warmup_steps = 1000
-  c.model.embedding = "positional"
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = toy2d.get_config()
   set_scm_toy(c)
   c.method = "sct"

@@ -10,11 +10,11 @@ checkerboard | swissroll | moons). Writes scatter plots of samples over data.
 
 from configs import base
 
-ARGS = (None,)  # file.py:arg values; None = no arg.
+ARGS = {}  # :arg options (base.parse_arg)
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   c.data.source = "toy2d"
   c.data.name = "gmm"  # gmm | checkerboard | swissroll | moons

@@ -15,7 +15,7 @@ t = arctan(σ/σ_d) (DDIM is TrigFlow's first-order PF-ODE solver).
 
 from configs import base
 
-ARGS = (None, "smoke")  # file.py:arg values; None = no arg.
+ARGS = dict(smoke=False)  # :arg options (base.parse_arg)
 
 
 def set_trigflow(c):
@@ -26,7 +26,7 @@ def set_trigflow(c):
 
 
 def get_config(arg=None):
-  base.check_arg(arg, ARGS)
+  arg = base.parse_arg(arg, **ARGS)
   c = base.get_base_config()
   base.set_cifar10(c)
   base.set_ddpmpp(c, dropout=0.13)
@@ -41,6 +41,6 @@ def get_config(arg=None):
   c.train.ema_decay = 0.99929  # half-life 0.5 Mimg at batch 512
   c.sample.ode_steps = 18  # DDIM over EDM's 18-point grid, in t
   c.sample.ts = ()
-  if arg == "smoke":
+  if arg.smoke:
     base.shrink_for_smoke(c)
   return c

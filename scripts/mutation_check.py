@@ -158,8 +158,7 @@ MUTATIONS = (
     M("ECT", "snrpk: at σ_i instead of t", S,
       "  return 1.0 / sigma_next ** 2 + 1.0 / sigma_data ** 2",
       "  return 1.0 / sigma_i ** 2 + 1.0 / sigma_data ** 2"),
-    M("ECT", "training with the σ_min shift", "cm_jax/train/objectives/"
-      "consistency.py",
+    M("ECT", "training with the σ_min shift", "cm_jax/methods/ect.py",
       "        net, d.sigma_data, d.sigma_min if self.train_shift else 0.0)",
       "        net, d.sigma_data, d.sigma_min)"),
     # --- sCM -----------------------------------------------------------------

@@ -17,8 +17,8 @@ from cm_jax.modes import edit as edit_mode
 from cm_jax.modes import sample as sample_mode
 from cm_jax.modes import search as search_mode
 from cm_jax.modes import train as train_mode
-from cm_jax.train import objectives
-from cm_jax.train.objectives import Needs
+from cm_jax import methods
+from cm_jax.methods import Needs
 from configs import lcd_digits
 from tests.test_train import tiny_toy_config
 
@@ -37,7 +37,7 @@ def test_the_loop_and_modes_name_no_method():
       os.path.join(CM_JAX, "experiment.py"),
       os.path.join(CM_JAX, "teacher.py"), os.path.join(CM_JAX, "generate.py")]
   for path in files:
-    named = _string_literals(path) & set(objectives.METHODS)
+    named = _string_literals(path) & set(methods.METHODS)
     assert not named, f"{path} names methods {named}"
 
 
@@ -75,7 +75,7 @@ class _MeanMatching:
 def test_a_new_method_is_one_objective(monkeypatch, tmp_path):
   """Registered in METHODS and nowhere else, it trains, checkpoints,
   resumes and samples through the unchanged loop and modes."""
-  monkeypatch.setitem(objectives.METHODS, "mean_matching", _MeanMatching)
+  monkeypatch.setitem(methods.METHODS, "mean_matching", _MeanMatching)
   c = tiny_toy_config(num_steps=4)
   c.method = "mean_matching"
   mesh = sharding.make_mesh(jax.devices()[:1])
@@ -108,19 +108,25 @@ def test_samples_do_not_depend_on_the_batch_size(name, steps):
   assert np.abs(out[7][:32] - out[7][32:]).max() > 1e-3
 
 
+def sampler_name(c, kind, steps):
+  from cm_jax import processes  # pylint: disable=g-import-not-at-top
+  return generate.sampler_name(c.sample, processes.make_process(c), kind,
+                               steps)
+
+
 def test_sampler_table_defaults_and_names():
   c = tiny_toy_config()
-  assert generate.sampler_name(c, "consistency", 1) == "onestep"
-  assert generate.sampler_name(c, "consistency", 2) == "multistep"
-  assert generate.sampler_name(c, "diffusion", 1) == "ode"
+  assert sampler_name(c, "consistency", 1) == "onestep"
+  assert sampler_name(c, "consistency", 2) == "multistep"
+  assert sampler_name(c, "diffusion", 1) == "ode"
   c.process = "vp"
-  assert generate.sampler_name(c, "consistency", 4) == "lcm_multistep"
-  assert generate.sampler_name(c, "diffusion", 1) == "ddim"
+  assert sampler_name(c, "consistency", 4) == "lcm_multistep"
+  assert sampler_name(c, "diffusion", 1) == "ddim"
   c.process = "trigflow"
-  assert generate.sampler_name(c, "consistency", 1) == "lcm_multistep"
-  assert generate.sampler_name(c, "diffusion", 1) == "ddim"
+  assert sampler_name(c, "consistency", 1) == "lcm_multistep"
+  assert sampler_name(c, "diffusion", 1) == "ddim"
   c.sample.sampler = "ddim"
-  assert generate.sampler_name(c, "consistency", 1) == "ddim"
+  assert sampler_name(c, "consistency", 1) == "ddim"
   model = nn.get_model(c.model)
   c.sample.sampler = "nope"
   with pytest.raises(ValueError, match="sample.sampler.*ddim, lcm_multistep"):

@@ -42,7 +42,7 @@ def test_unknown_config_argument_lists_the_valid_ones():
   line = one_line_error(launch("--config=configs/toy2d.py:nonexistent"))
   assert "nonexistent" in line and "valid: none" in line
   line = one_line_error(launch("--config=configs/edm_cifar10.py:huge"))
-  assert "valid: smoke, cond, cond_smoke, latent, latent_smoke" in line
+  assert "valid: smoke, cond, latent, ddpmpp (combine them" in line
   line = one_line_error(launch("--config=configs/missing.py"))
   assert "cannot load the config file 'configs/missing.py'" in line
 

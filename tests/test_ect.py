@@ -9,7 +9,7 @@ import numpy as np
 
 from cm_jax import losses, processes, schedules
 from cm_jax.nn import get_model, network
-from cm_jax.train.objectives.consistency import EasyConsistencyTraining
+from cm_jax.methods.ect import EasyConsistencyTraining
 from configs import ect_cifar10
 
 

@@ -234,3 +234,24 @@ def test_a_teacher_of_another_latent_space_is_refused():
                 {"source": "digits"}):
     with pytest.raises(ValueError, match="ae_workdir"):
       teacher._check_same_latents(latent, other, "T")
+
+
+def test_the_autoencoder_and_its_method_go_together():
+  """Needs.network: method=ae trains only the autoencoder, and no other
+  method trains it (each refused in one line, before any step)."""
+  from cm_jax.train import validate  # pylint: disable=g-import-not-at-top
+  from cm_jax import methods  # pylint: disable=g-import-not-at-top
+  c = ae_digits.get_config()
+  c.method = "ct"
+  with pytest.raises(ValueError, match="method=ct trains a denoising network"
+                     ".*'autoencoder' \\(which method=ae trains\\)"):
+    validate.check_needs(c, methods.needs_of("ct"), None)
+  c.method = "ae"
+  validate.check_needs(c, methods.needs_of("ae"), None)  # accepted
+  unet = edm_digits.get_config()
+  unet.method = "ae"
+  with pytest.raises(ValueError, match="trains the KL autoencoder"):
+    methods.make_objective(unet, (8, 8, 1))
+  with pytest.raises(ValueError, match="method=ae trains autoencoder, got "
+                     "model.name='unet'; fix"):
+    validate.check_needs(unet, methods.needs_of("ae"), None)

@@ -15,7 +15,7 @@ import pytest
 
 from cm_jax import losses, processes, samplers, schedules, solvers
 from cm_jax.parametrization import expand_to
-from cm_jax.train import objectives as objective_lib
+from cm_jax import methods
 from cm_jax.train import step as step_lib
 from configs import lcd_toy2d
 
@@ -207,13 +207,13 @@ def test_ddim_starts_are_the_official_scripts_50_point_grid():
     assert set(map(tuple, pairs)) == set(zip(prev, ddim))  # all 50, only them
   c = lcd_toy2d.get_config()
   c.lcm.starts = "ddim"
-  assert objective_lib.make_objective(c, (2,)).starts == "ddim"
+  assert methods.make_objective(c, (2,)).starts == "ddim"
   c.curriculum.num_scales = 990  # not 20·(N/20)
   with pytest.raises(ValueError, match="multiple of lcm.skip"):
-    objective_lib.make_objective(c, (2,))
+    methods.make_objective(c, (2,))
   c.lcm.starts = "grid"
   with pytest.raises(ValueError, match="lcm.starts.*ddim"):
-    objective_lib.make_objective(c, (2,))
+    methods.make_objective(c, (2,))
 
 
 def test_process_multistep_on_ve_is_cm_alg_1():
@@ -271,12 +271,12 @@ def test_guided_teacher_pair_is_context_and_null_and_w_0_is_conditional():
   c = lcd_toy2d.get_config()
   c.lcm.w_min = c.lcm.w_max = 0.0
   c.model.w_embedding = False
-  obj = objective_lib.make_objective(c, (2,))
+  obj = methods.make_objective(c, (2,))
   f = lambda z, c_noise, w=None: 0.1 * z
   loss = lambda teacher: obj(f, f, x0, jax.random.key(20), 0, teacher)[0]
   np.testing.assert_array_equal(loss((cond, uncond)), loss((cond, cond)))
   c.lcm.w_min = c.lcm.w_max = 2.0
-  obj = objective_lib.make_objective(c, (2,))
+  obj = methods.make_objective(c, (2,))
   assert not np.allclose(loss((cond, uncond)), loss((cond, cond)))
 
 
@@ -303,22 +303,22 @@ def test_sample_contexts_come_from_a_file_or_the_data_and_cycle(tmp_path):
 
 def test_lcm_objectives_check_their_config():
   c = lcd_toy2d.get_config()
-  obj = objective_lib.make_objective(c, (2,))
+  obj = methods.make_objective(c, (2,))
   assert obj.needs.guided_teacher
   assert (obj.skip, obj.starts, obj.w_min, obj.w_max) == (20, "all", 0.0, 4.0)
   assert isinstance(obj.diffusion, processes.VP)
   np.testing.assert_array_equal(obj.sigmas(1000), np.arange(1000))
   c.lcm.skip = 1000
   with pytest.raises(ValueError, match="num_scales"):
-    objective_lib.make_objective(c, (2,))
+    methods.make_objective(c, (2,))
   c = lcd_toy2d.get_config()
   c.teacher.solver = "heun"
   with pytest.raises(ValueError, match="solver=ddim"):
-    objective_lib.make_objective(c, (2,))
+    methods.make_objective(c, (2,))
   c = lcd_toy2d.get_config()
   c.method = "cd"
   with pytest.raises(ValueError, match="process=ve"):
-    objective_lib.make_objective(c, (2,))
+    methods.make_objective(c, (2,))
 
 
 def test_lcm_configs_build():
@@ -329,7 +329,7 @@ def test_lcm_configs_build():
                    (lcd_cifar10.get_config("smoke"), (32, 32, 3)),
                    (lcf_toy2d.get_config(), (2,)),
                    (edm_cifar10.get_config("cond"), (32, 32, 3))):
-    obj = objective_lib.make_objective(c, shape)
+    obj = methods.make_objective(c, shape)
     assert isinstance(obj.diffusion, processes.VP)
     model = nn.get_model(c.model)
     params = jax.eval_shape(model.init, jax.random.key(0),
@@ -362,7 +362,7 @@ def test_lcd_cifar10_clips_the_gradient_of_the_scripts_mean():
       c = lcd_cifar10.get_config()
       c.loss.reduction = reduction
       for shape in shapes:
-        obj = objective_lib.make_objective(c, shape)
+        obj = methods.make_objective(c, shape)
         x0 = jax.random.normal(jax.random.key(22), (64, *shape))
         loss = lambda theta: jnp.mean(obj(
             lambda z, c, w=None: theta * z, target, x0, jax.random.key(23), 0,

@@ -50,7 +50,7 @@ class MetricTest(chex.TestCase):
                                np.sqrt((r ** 2).sum(1) + c * c) - c, rtol=1e-5)
 
   def test_make_metric_reads_loss_reduction(self):
-    from cm_jax.train.objectives.base import make_metric
+    from cm_jax.methods.base import make_metric
     from configs import base
     x = jax.random.normal(jax.random.key(2), (3, 8))
     y = jnp.zeros((3, 8))

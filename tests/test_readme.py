@@ -11,12 +11,15 @@ import re
 
 import pytest
 
+from tests.test_configs import recipe_args
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(REPO, "README.md"),
         *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
 # Ours are <method>_<data>.py; openai/consistency_models_cifar10's, which
 # docs/recipes.md cites, are cifar10_*.py.
-CONFIG = re.compile(r"configs/(?!cifar10_)([a-z0-9_]+)\.py(?::([a-z_0-9]+))?")
+CONFIG = re.compile(r"configs/(?!cifar10_)([a-z0-9_]+)\.py"
+                    r"(?::(\w+(?:=[\w.]+)?(?:,\w+(?:=[\w.]+)?)*))?")
 OVERRIDE = re.compile(r"--config\.([a-z0-9_.]+)=")
 SCRIPT = re.compile(r"(?:scripts|benchmarks)/[a-z0-9_]+\.(?:py|sh)")
 # `group.field` in backticks, for the config groups every config has.
@@ -45,7 +48,7 @@ def _all_fields():
     if name in ("__init__", "base"):
       continue
     module = importlib.import_module(f"configs.{name}")
-    for arg in getattr(module, "ARGS", (None,)):
+    for arg in recipe_args(module):
       config = module.get_config(arg)
       fields |= set(_flatten(config.to_dict()))
   return fields

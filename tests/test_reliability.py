@@ -23,7 +23,7 @@ from cm_jax import experiment
 from cm_jax.modes import evaluate as eval_mode
 from cm_jax.modes import sample as sample_mode
 from cm_jax.modes import train as train_mode
-from cm_jax.train import objectives as objective
+from cm_jax import methods
 from cm_jax.train import optim
 from cm_jax.train.step import train_step
 from cm_jax.train.writer import MetricWriter
@@ -165,7 +165,7 @@ class NonFiniteTest(chex.TestCase):
     def step(state, batch):
       return train_step(
           state, batch, model=exp.model, tx=exp.tx,
-          objective=objective.make_objective(config, exp.source.example_shape),
+          objective=methods.make_objective(config, exp.source.example_shape),
           lr_schedule=optim.learning_rate_schedule(config.optim),
           ema_decay=0.9, skip_nonfinite=True)
 

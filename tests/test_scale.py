@@ -13,7 +13,7 @@ from cm_jax import experiment
 from cm_jax.modes import evaluate as eval_mode
 from cm_jax.modes import sample as sample_mode
 from cm_jax.modes import train as train_mode
-from cm_jax.train import objectives as objective
+from cm_jax import methods
 from cm_jax.train import optim
 from cm_jax.train.step import jit_train_step
 from tests.test_train import tiny_toy_config
@@ -25,7 +25,7 @@ def _run_steps(config, num_steps=2):
   step = jit_train_step(
       state_sharding, sharding.batch_sharding(exp.mesh), None, model=exp.model,
       tx=exp.tx,
-      objective=objective.make_objective(config, exp.source.example_shape),
+      objective=methods.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
       ema_decay=config.train.ema_decay)
   state = exp.new_state()
@@ -86,7 +86,7 @@ def test_scanned_steps_equal_single_steps():
   exp = experiment.Experiment(config, "/unused")
   static = dict(
       model=exp.model, tx=exp.tx,
-      objective=objective.make_objective(config, exp.source.example_shape),
+      objective=methods.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
       ema_decay=config.train.ema_decay)
   shardings = (exp.state_sharding(), sharding.batch_sharding(exp.mesh), None)

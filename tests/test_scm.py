@@ -228,7 +228,7 @@ def test_scd_guided_velocity_and_w_input():
   F_∅)) at x_t/σ_d (classifier-free guidance of the velocity, sCM §5.2),
   w ~ U[w_min, w_max] from the first half of the key, and the student and
   its target see that w as their input."""
-  from cm_jax.train.objectives.continuous import (  # pylint: disable=g-import-not-at-top
+  from cm_jax.methods.scm import (  # pylint: disable=g-import-not-at-top
       SimplifiedConsistencyDistillation)
   process = processes.TrigFlow(sigma_data=SD)
   x0 = S * jax.random.normal(jax.random.key(7), (64, DIM))
@@ -289,7 +289,7 @@ def test_one_and_two_step_sampling_with_the_exact_F_give_the_data():
       process="trigflow", sample=dict(sampler="", ts=(1.1,))))
   f = process.consistency_fn(exact_F)
   for steps in (1, 2):
-    name = generate.sampler_name(config, "consistency", steps)
+    name = generate.sampler_name(config.sample, process, "consistency", steps)
     times = generate.sample_times(config.sample, steps, process)
     x = generate.SAMPLERS[name].run(
         f, keys.per_example(jax.random.key(6), 0, 4000), (4000, DIM),
@@ -304,7 +304,7 @@ def test_one_and_two_step_sampling_with_the_exact_F_give_the_data():
 
 def test_guided_scd_on_the_class_conditional_toy(tmp_path):
   """configs/scd_toy2d.py:cond through launch.py: a class-conditional
-  TrigFlow teacher (edm_toy2d.py:trigflow_cond), sCD from it with w ~
+  TrigFlow teacher (edm_toy2d.py:trigflow,cond), sCD from it with w ~
   U[1, 3] as the student's input, sampled at w = 2; guidance on an
   unconditional network is refused in one line."""
   import subprocess  # pylint: disable=g-import-not-at-top
@@ -321,7 +321,7 @@ def test_guided_scd_on_the_class_conditional_toy(tmp_path):
                           timeout=600)
 
   teacher_dir, student_dir = tmp_path / "teacher", tmp_path / "scd"
-  run = launch("--config=configs/edm_toy2d.py:trigflow_cond",
+  run = launch("--config=configs/edm_toy2d.py:trigflow,cond",
                f"--workdir={teacher_dir}", "--config.train.num_steps=2",
                "--config.train.checkpoint_every=2")
   assert run.returncode == 0, run.stderr[-3000:]

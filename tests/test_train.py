@@ -20,7 +20,7 @@ from cm_jax import experiment
 from cm_jax.modes import evaluate as eval_mode
 from cm_jax.modes import sample as sample_mode
 from cm_jax.modes import train as train_mode
-from cm_jax.train import objectives as objective
+from cm_jax import methods
 from cm_jax.train import optim, preemption
 from cm_jax.train.step import train_step
 from configs import quickstart, toy2d
@@ -69,7 +69,7 @@ def _step_once(config, mesh):
   batch = next(DataIterator(exp.source, config.train.batch_size, seed=0))
   step = functools.partial(
       train_step, model=exp.model, tx=exp.tx,
-      objective=objective.make_objective(config, exp.source.example_shape),
+      objective=methods.make_objective(config, exp.source.example_shape),
       lr_schedule=optim.learning_rate_schedule(config.optim),
       ema_decay=config.train.ema_decay)
   return jax.jit(step)(state, sharding.to_global(batch, mesh))
@@ -90,7 +90,7 @@ class TrainTest(chex.TestCase):
   def test_step_traced_once_across_curriculum_changes(self):
     config = tiny_toy_config(num_steps=8)  # iCT: K' = 2, N = 3, 5, 9, 17, 17
     exp = experiment.Experiment(config, "/unused", sharding.make_mesh())
-    obj = objective.make_objective(config, exp.source.example_shape)
+    obj = methods.make_objective(config, exp.source.example_shape)
 
     @jax.jit
     @chex.assert_max_traces(n=1)
@@ -274,7 +274,7 @@ class ValidationTest(chex.TestCase):
       c[group][name] = value
       with self.assertRaisesRegex(ValueError, listed):
         exp = experiment.Experiment(c, "/unused", sharding.make_mesh())
-        objective.make_objective(c, exp.source.example_shape)
+        methods.make_objective(c, exp.source.example_shape)
 
   def test_non_finite_update_stops_and_keeps_the_last_good_checkpoint(self):
     workdir = make_tempdir(self)

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from cm_jax import losses, nn, parametrization, processes, solvers, teacher
-from cm_jax.train.objectives.continuous import (
+from cm_jax.methods.scm import (
     SimplifiedConsistencyDistillation)
 from configs import base
 

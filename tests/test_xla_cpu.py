@@ -19,7 +19,7 @@ GRADIENT = """
 import sys
 import jax, jax.numpy as jnp, numpy as np
 from cm_jax import nn
-from cm_jax.train.objectives import make_objective
+from cm_jax.methods import make_objective
 from cm_jax.nn import dummy_inputs
 from cm_jax.nn import network
 from configs import ict_cifar10

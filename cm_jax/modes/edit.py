@@ -34,11 +34,10 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from cm_jax import editing, generate, registry, samplers, schedules
-from cm_jax import visualize
+from cm_jax import (editing, generate, methods, processes, registry, samplers,
+                    schedules, visualize)
 from cm_jax.data.base import uint8_to_float
 from cm_jax.experiment import load_trained
-from cm_jax.train import objectives
 
 MASKS = ("center", "left", "right", "strokes")
 POSTERIZE_LEVELS = 4  # grey/colour levels per channel of a stroke painting
@@ -348,23 +347,22 @@ def save_edit(outputs, reference, prefix):
                         scale=max(1, 64 // h))
 
 
-# The processes Alg. 4 edits on (their noise and renoise, ``cm_jax.editing``).
-EDIT_PROCESSES = ("ve", "trigflow")
-
-
 def check_editable(config, what, any_process=False):
   """``what`` (CM Alg. 4 editing, the 2-step τ search) needs a consistency
-  model of pixels, on a process of ``EDIT_PROCESSES`` unless
-  ``any_process``; a one-line refusal otherwise."""
-  if objectives.needs_of(config.method).sampler != "consistency":
-    raise ValueError(f"{what} needs a consistency model (method=ct, cd, ect,"
-                     f" lcd, lcf, sct or scd), not method={config.method}.")
-  if config.process not in EDIT_PROCESSES and not any_process:
+  model of pixels, on an ``editable`` process unless ``any_process``; a
+  one-line refusal otherwise."""
+  if methods.needs_of(config.method).sampler != "consistency":
+    consistency = ", ".join(methods.with_sampler("consistency"))
+    raise ValueError(f"{what} needs a consistency model (method={consistency}"
+                     f"), not method={config.method}.")
+  if not processes.make_process(config).editable and not any_process:
+    editable = " or ".join(n for n, cls in processes.CLASSES.items()
+                           if cls.editable)
     raise ValueError(f"{what} is written for the VE process x_t = x + t·z "
                      "(CM Alg. 1, 4) and sCM's TrigFlow x_t = cos t·x + "
                      f"sin t·z; process={config.process} runs are not "
-                     "supported: train a VE or TrigFlow model "
-                     "(--config.process=ve or trigflow).")
+                     "supported: train a model on "
+                     f"--config.process={editable}.")
   if config.data.source == "latents":
     raise ValueError(f"{what} works on pixels; a model of "
                      "data.source=latents is not supported.")

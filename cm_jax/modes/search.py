@@ -165,7 +165,7 @@ def search(config, workdir, mesh=None):
   # as an input: one compilation.
   gen = generate.Generator(
       exp.model, config, exp.source.example_shape,
-      generate.sampler_name(config, "consistency", 2),
+      generate.sampler_name(config.sample, exp.process, "consistency", 2),
       batch=min(config.sample.batch_size, num),
       contexts=generate.sample_contexts(
           getattr(exp.model, "context_dim", 0), config.sample.context,

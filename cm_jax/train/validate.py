@@ -12,6 +12,7 @@ import math
 
 from absl import logging
 
+from cm_jax import methods
 from cm_jax.data import sources
 from cm_jax.data.augment import AUGMENT_DIM
 
@@ -53,10 +54,6 @@ def check_experiment(config, source):
           f"{tuple(model.ch_mult)}), so H and W must be multiples of {factor}; "
           f"{data} gives {shape[0]}×{shape[1]}. Shorten --config.model.ch_mult"
           " or resize the data.")
-  if (model.name == "autoencoder") != (config.method == "ae"):
-    raise ValueError(f"method=ae goes with model.name='autoencoder' (and only "
-                     f"it), got method={config.method!r}, model.name="
-                     f"{model.name!r}; fix --config.method or model.name.")
   if model.name == "autoencoder":  # takes no labels or contexts
     _check_autoencoder(model, shape, data)
   else:
@@ -169,7 +166,17 @@ def _check_rates(config):
 
 
 def check_needs(config, needs, model):
-  """The network ``model`` fits what the objective (``Needs``) feeds it."""
+  """The network ``model`` fits what the objective (``Needs``) feeds it:
+  a method that trains one kind of network (``Needs.network``) trains only
+  it, and no other method trains that network."""
+  owner = {m.needs.network: name for name, m in methods.METHODS.items()
+           if m.needs.network}
+  name = config.model.name
+  if needs.network != ("" if name not in owner else name):
+    wanted = needs.network or "a denoising network (unet or mlp)"
+    other = f" (which method={owner[name]} trains)" if name in owner else ""
+    raise ValueError(f"method={config.method} trains {wanted}, got model.name="
+                     f"{name!r}{other}; fix --config.method or model.name.")
   if getattr(model, "w_embedding", False) and not needs.guidance_input:
     raise ValueError(f"model.w_embedding=True takes LCM's guidance scale w, "
                      f"which method={config.method} does not feed; set "

@@ -6,7 +6,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from cm_jax import losses
-from cm_jax.train.objectives.base import Needs, make_metric
+from cm_jax.methods.base import Needs, make_metric
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,7 +14,7 @@ class AutoencoderLoss:
   """``online`` is the KLAutoencoder's training pass (its reparametrisation
   noise comes from the step's dropout key); no target network: μ = 0."""
 
-  needs = Needs(sampler="reconstruct")
+  needs = Needs(sampler="reconstruct", network="autoencoder")
   metric: Callable
   kl_weight: float
 

@@ -54,6 +54,8 @@ class Needs:
       (``cm_jax.nn.group_norm.fused_backward``).
     teacher_optional: ``teacher.workdir`` may be empty (ECT: tuning from an
       EDM run, or training from scratch).
+    network: the one ``model.name`` the method trains, which no other method
+      trains ("" = any denoising network).
   """
 
   teacher: tuple[str, ...] = ()
@@ -68,6 +70,7 @@ class Needs:
   sampler: str = "consistency"
   forward_mode: bool = False
   teacher_optional: bool = False
+  network: str = ""
 
 
 # A curriculum maps (config.curriculum, K) to (N(k) as a function of the

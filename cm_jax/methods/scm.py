@@ -1,7 +1,7 @@
-"""sCM on TrigFlow (Lu & Song 2024): the TrigFlow diffusion teacher, sCT and
-sCD (sCM Alg. 1). Networks are raw, ``net(x_in, c_noise)``; here they become
-functions of TrigFlow time F(x_t/σ_d, t) through the process's
-``velocity_net`` (trigflow.network: sCM's net(x_in, t), or a VE EDM
+"""sCM on TrigFlow (Lu & Song 2024): sCT and sCD (sCM Alg. 1); their
+TrigFlow diffusion teacher is method=edm on process=trigflow (``edm.py``).
+Networks are raw, ``net(x_in, c_noise)``; here they become functions of
+TrigFlow time F(x_t/σ_d, t) through the process's ``velocity_net`` (trigflow.network: sCM's net(x_in, t), or a VE EDM
 network's −net(x_in, ¼·ln(σ_d·tan t)))."""
 
 import dataclasses
@@ -9,9 +9,49 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from cm_jax import losses, processes, registry
-from cm_jax.train.objectives.base import Needs
+from cm_jax.methods.base import Needs
+
+GROUP = "scm"  # config.scm
+
+
+def config():
+  """config.scm: sct, scd (sCM Alg. 1); t ~ loss.p_mean/p_std."""
+  c = ml_collections.ConfigDict()
+  c.tangent_c = 0.1  # Tangent normalisation g/(‖g‖ + c); ≤ 0 = off.
+  # ‖g‖ of that normalisation: l2 (over all D elements, as sCM §4.2 and
+  # Alg. 1 write it) | rms (‖g‖/√D, NVlabs/FastGen's default).
+  c.tangent_norm = "l2"
+  # scd, class-conditional teacher: dx_t/dt = v_∅ + w·(v_c − v_∅) (CFG),
+  # w ~ U[guidance_min, guidance_max] per example; 1 = the conditional
+  # teacher (sCM ImageNet 512: U[1, 2], w as the student's input via
+  # model.w_embedding; sample with sample.guidance = that w).
+  c.guidance_min = 1.0
+  c.guidance_max = 1.0
+  c.warmup_steps = 10_000  # Tangent warm-up r = min(1, k/H); 0 = off.
+  c.prior_weighting = True  # w(t) = 1/(σ_d·tan t) on the loss.
+  return c
+
+
+def configure(c):
+  """Sets config ``c`` to sCM's objective (App. G), shared by sCT and sCD:
+  TrigFlow with c_noise(t) = t (positional embedding), the learned w_φ(t),
+  tangent normalisation c = 0.1, tangent warm-up over 10k iterations, the
+  prior weighting, ln(σ_d·tan t) ~ N(−1.0, 1.4²), θ⁻ = stopgrad θ and the
+  2-step intermediate t = 1.1."""
+  c.process = "trigflow"
+  c.trigflow.time_scale = 1.0
+  c.model.embedding = "positional"
+  c.model.adaptive_weight = True  # the learned w_φ(t)
+  c.scm.tangent_c = 0.1
+  c.scm.warmup_steps = 10_000
+  c.scm.prior_weighting = True
+  c.loss.p_mean, c.loss.p_std = -1.0, 1.4
+  c.target.ema, c.target.mu = "fixed", 0.0  # θ⁻ = stopgrad θ
+  c.sample.ts = (1.1,)  # sCM's 2-step intermediate t
+
 
 # sCT and sCD start from a TrigFlow diffusion model (sCM Alg. 1: θ ←
 # θ_pretrain), whose network they share up to the w_φ head: a TrigFlow run,
@@ -28,25 +68,6 @@ def check_trigflow(config):
   if config.process != "trigflow":
     raise ValueError(f"method={config.method} runs on sCM's TrigFlow process;"
                      " set --config.process=trigflow.")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrigFlowDiffusion:
-  """The TrigFlow diffusion teacher (``losses.trigflow_diffusion_loss``):
-  method=edm with process=trigflow."""
-
-  needs = Needs(label_dropout=True, sampler="diffusion")
-  p_mean: float
-  p_std: float
-  diffusion: processes.TrigFlow
-
-  def __call__(self, online, target, x0, key, step, teacher=None):
-    del target, step, teacher
-    d = self.diffusion
-    loss = losses.trigflow_diffusion_loss(
-        d.velocity_net(online), x0, key, p_mean=self.p_mean, p_std=self.p_std,
-        sigma_data=d.sigma_data)
-    return loss, {"target_mu": jnp.float32(0.0)}
 
 
 @dataclasses.dataclass(frozen=True)

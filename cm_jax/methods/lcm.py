@@ -6,11 +6,27 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from cm_jax import losses, registry, solvers
-from cm_jax.train.objectives.base import (ConsistencyLoss, Needs,
-                                          check_uniform_index,
-                                          consistency_parts)
+from cm_jax.methods.base import (ConsistencyLoss, Needs, check_uniform_index,
+                                 consistency_parts)
+
+
+GROUP = "lcm"  # config.lcm
+
+
+def config():
+  """config.lcm: LCM's skipping step, start times and guidance range."""
+  c = ml_collections.ConfigDict()
+  c.skip = 20  # lcd, lcf: skipping step k, pairs (t_n, t_{n+k}) (LCM: 20).
+  # lcd, lcf: the pairs drawn: all (LCM Alg. 1: n ~ U, any of the N − k) |
+  # ddim (the official script: t_{n+k} on the N/k-point DDIM grid k − 1,
+  # 2k − 1, …, N − 1, t_n = t_{n+k−k} clamped at t_0).
+  c.starts = "all"
+  c.w_min = 2.0  # lcd, lcf: w ~ U[w_min, w_max] (LCM paper: [2, 14]).
+  c.w_max = 14.0
+  return c
 
 
 def sample_guidance(key, batch_size, w_min, w_max):

@@ -1,0 +1,116 @@
+"""ECT: easy consistency tuning (Geng et al. 2024, "Consistency Models Made
+Easy"): continuous-time CT with the mapping r(t), from scratch or tuning an
+EDM run."""
+
+import dataclasses
+from typing import Callable
+
+import jax.numpy as jnp
+import ml_collections
+
+from cm_jax import losses, parametrization, processes
+from cm_jax.methods.base import Needs, check_ve, make_metric, make_weighting
+
+
+GROUP = "ect"  # config.ect
+
+
+def config():
+  """config.ect: ECT's mapping r(t) and its stages (locuslab/ect defaults)."""
+  c = ml_collections.ConfigDict()
+  # r = t·(1 − q^−(s+1)·(1 + k·sigmoid(−b·t))) at stage s (locuslab/ect: q 2,
+  # k 8, b 1); t ~ lognormal(loss.p_mean, loss.p_std), as iCT.
+  c.q = 2.0
+  c.k = 8.0
+  c.b = 1.0
+  c.stage_steps = 25_000  # Iterations per stage, s = ⌊k / this⌋ (ECT
+  #                         CIFAR-10: 250 ticks × 12.8 kimg / batch 128).
+  # f's σ_min shift (CM eq. 5) also in training; ECT's ECMPrecond (False)
+  # trains with EDM's plain c_skip, c_out and shifts only at evaluation.
+  c.train_shift = False
+  return c
+
+
+def configure(c, stage_steps):
+  """Sets config ``c`` to ECT as locuslab/ect's CIFAR-10 code (main branch:
+  ``training/loss.py`` ECMLoss, ``training/networks.py`` ECMPrecond,
+  ``ct_train.py`` defaults), from scratch until teacher.workdir is set:
+  mapping "sigmoid", q = 2, k = 8, b = 1; c = 0 (the ℓ2 norm); ln t ~
+  N(−1.1, 2.0²), unclipped; r clamped at 0, where the target is x0;
+  λ = 1/(t − r) (``return loss / (t - r)``); θ⁻ = stopgrad θ; EDM's plain
+  c_skip, c_out in training and the σ_min = 0.003 shift at evaluation;
+  Δt halves every ``stage_steps``."""
+  c.method = "ect"
+  c.teacher.workdir = ""
+  c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
+  c.ect.stage_steps = stage_steps
+  c.ect.train_shift = False  # ECMPrecond: shifted only in eval mode
+  c.diffusion.sigma_min = 0.003  # ECMPrecond's sigma_min (evaluation)
+  c.loss.metric = "l2_norm"
+  c.loss.weighting = "ict"  # 1/(t − r); snrpk is the imgnet branch's
+  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
+  c.target.ema, c.target.mu = "fixed", 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EasyConsistencyTraining:
+  """ECT (Geng et al. 2024, "Consistency Models Made Easy"): continuous-time
+  consistency training with the mapping r(t) of stage s = ⌊k / stage_steps⌋
+  (``losses.ect_mapping``), θ⁻ = stopgrad θ. With ``teacher.workdir`` it
+  tunes a trained EDM run, starting from its EMA weights (ECT's "consistency
+  tuning"); with it empty it trains from scratch.
+
+  Like the authors' ``ECMPrecond`` (locuslab/ect ``training/networks.py``),
+  f_θ trains with EDM's plain c_skip(t), c_out(t) and shifts them by σ_min
+  (CM eq. 5) only at evaluation, where f is the process's consistency
+  function; ``ect.train_shift`` uses the shifted ones in training too."""
+
+  needs = Needs(teacher=("edm",),
+                teacher_what="a trained EDM run (ECT tunes its EMA weights)",
+                init_from_teacher="always", same_process_as_teacher=True,
+                teacher_optional=True)
+  q: float
+  k: float
+  b: float
+  stage_steps: int
+  p_mean: float
+  p_std: float
+  metric: Callable
+  weighting: Callable
+  train_shift: bool
+  diffusion: processes.VE
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    check_ve(config)
+    ect = config.ect
+    if not ect.q > 1:
+      raise ValueError(f"ect.q={ect.q} must be > 1 (Δt shrinks by q per "
+                       "stage; ECT: 2); set --config.ect.q=2.")
+    if ect.stage_steps < 1:
+      raise ValueError(f"ect.stage_steps={ect.stage_steps} must be ≥ 1; set "
+                       "--config.ect.stage_steps=...")
+    return cls(q=float(ect.q), k=float(ect.k), b=float(ect.b),
+               stage_steps=int(ect.stage_steps),
+               p_mean=float(config.loss.p_mean),
+               p_std=float(config.loss.p_std),
+               metric=make_metric(config.loss, example_shape),
+               weighting=make_weighting(config),
+               train_shift=bool(ect.train_shift),
+               diffusion=processes.make_process(config))
+
+  def consistency_fn(self, net):
+    """f_θ in training: EDM's c_skip, c_out (ECMPrecond in training mode),
+    or with ``train_shift`` the process's shifted ones."""
+    d = self.diffusion
+    return parametrization.consistency_fn(
+        net, d.sigma_data, d.sigma_min if self.train_shift else 0.0)
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del teacher
+    stage = losses.ect_stage(step, self.stage_steps)
+    loss = losses.easy_consistency_training_loss(
+        self.consistency_fn(online), self.consistency_fn(target), x0, key,
+        stage=stage, q=self.q, k=self.k, b=self.b, p_mean=self.p_mean,
+        p_std=self.p_std, metric=self.metric, weighting=self.weighting)
+    return loss, {"target_mu": jnp.float32(0.0), "ect_stage": stage}

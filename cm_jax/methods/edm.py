@@ -1,0 +1,112 @@
+"""The diffusion teachers that CD, LCD and sCD distil: EDM's denoiser (VE),
+the DDPM ε-prediction network of LCM (VP) and sCM's TrigFlow model. No
+target network: μ = 0."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import ml_collections
+
+from cm_jax import losses, processes
+from cm_jax.methods.base import Needs
+
+GROUP = "cfg"  # config.cfg
+
+
+def config():
+  """config.cfg: classifier-free guidance of a conditional teacher."""
+  c = ml_collections.ConfigDict()
+  # A conditional teacher: p(label → null, context → 0), for CFG.
+  c.label_dropout = 0.1
+  return c
+
+
+# Conditional teachers train with label dropout, for classifier-free guidance.
+TEACHER_NEEDS = Needs(label_dropout=True, sampler="diffusion")
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoisingScoreMatching:
+  """The EDM teacher (EDM eq. 8, lognormal σ)."""
+
+  needs = TEACHER_NEEDS
+  p_mean: float
+  p_std: float
+  diffusion: processes.VE
+
+  @classmethod
+  def from_config(cls, config, process):
+    """ln σ (or tan t·σ_d) ~ N(loss.p_mean, loss.p_std²)."""
+    return cls(p_mean=config.loss.p_mean, p_std=config.loss.p_std,
+               diffusion=process)
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    loss = losses.denoising_score_matching_loss(
+        self.diffusion.denoiser(online), x0, key, p_mean=self.p_mean,
+        p_std=self.p_std, sigma_data=self.diffusion.sigma_data)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class NoisePrediction:
+  """The VP (DDPM, ε-prediction) teacher that LCM distils."""
+
+  needs = TEACHER_NEEDS
+  diffusion: processes.VP
+
+  @classmethod
+  def from_config(cls, config, process):
+    del config
+    return cls(diffusion=process)
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    loss = losses.noise_prediction_loss(self.diffusion.denoiser(online), x0,
+                                        key, process=self.diffusion)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrigFlowDiffusion:
+  """The TrigFlow diffusion teacher (``losses.trigflow_diffusion_loss``):
+  method=edm with process=trigflow."""
+
+  needs = TEACHER_NEEDS
+  p_mean: float
+  p_std: float
+  diffusion: processes.TrigFlow
+
+  @classmethod
+  def from_config(cls, config, process):
+    """ln σ (or tan t·σ_d) ~ N(loss.p_mean, loss.p_std²)."""
+    return cls(p_mean=config.loss.p_mean, p_std=config.loss.p_std,
+               diffusion=process)
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    d = self.diffusion
+    loss = losses.trigflow_diffusion_loss(
+        d.velocity_net(online), x0, key, p_mean=self.p_mean, p_std=self.p_std,
+        sigma_data=d.sigma_data)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+# The diffusion loss of each kind of network prediction (``prediction`` of
+# the process: EDM's x̂0, DDPM's ε, TrigFlow's velocity).
+LOSSES = {"x0": DenoisingScoreMatching, "epsilon": NoisePrediction,
+          "velocity": TrigFlowDiffusion}
+
+
+class DiffusionTeacher:
+  """method=edm: the diffusion loss of the process's network prediction:
+  EDM's objective (x̂0, VE), DDPM's ε-prediction (VP), TrigFlow's flow
+  matching (velocity, sCM §2.1)."""
+
+  needs = TEACHER_NEEDS
+
+  @staticmethod
+  def from_config(config, example_shape):
+    del example_shape
+    process = processes.make_process(config)
+    return LOSSES[process.prediction].from_config(config, process)
