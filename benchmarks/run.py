@@ -89,10 +89,9 @@ def timed(fn, *args, steps):
 
 
 def forward_gflop_per_image(model, example_shape, params, batch):
-  x, c_noise, labels, w = nn.dummy_inputs(model, example_shape, batch)
-  apply = jax.jit(
-      lambda p, x, c: model.apply({"params": p}, x, c, labels, w))
-  value = flops(apply.lower(params, x, c_noise).compile())
+  x, cond = nn.dummy_inputs(model, example_shape, batch)
+  apply = jax.jit(lambda p, x, cond: model.apply({"params": p}, x, cond))
+  value = flops(apply.lower(params, x, cond).compile())
   return None if value is None else value / batch / 1e9
 
 
@@ -174,11 +173,11 @@ def saved_activation_bytes(model, params, example_shape, batch):
   guide to what the activations cost, not a device's peak. Arrays shaped
   like a parameter (the float32 parameters themselves, kept for the input
   gradients) are not counted: they are already in the train state."""
-  x, c_noise, labels, w = nn.dummy_inputs(model, example_shape, batch)
+  x, cond = nn.dummy_inputs(model, example_shape, batch)
 
   def residuals(params, x):
     forward = lambda p, x: model.apply(
-        {"params": p}, x, c_noise, labels, w, train=True,
+        {"params": p}, x, cond, train=True,
         rngs={"dropout": jax.random.key(0)})
     return jax.tree.leaves(jax.vjp(forward, params, x)[1])
 

@@ -127,8 +127,9 @@ def consistency_function(model, process, params, labels=None, w=None,
   ``labels`` [B] and ``context`` [B, D] (None: the null condition), with
   LCM's guidance scale ``w`` [B] as input (None for models without it).
   Sampling, editing and the τ search all build f here."""
-  net = functools.partial(nn.network(model, params, labels, context=context),
-                          w=w)
+  net = functools.partial(
+      nn.network(model, params, nn.Condition(labels=labels, context=context)),
+      w=w)
   return process.consistency_fn(net)
 
 
@@ -137,12 +138,12 @@ def guided_denoiser(model, process, params, labels=None, w=None,
   """D(x, t) of a diffusion teacher; with ``w`` [B], classifier-free guidance
   D̃ = (1 + w)·D(·, c) − w·D(·, ∅), c = (labels, context), ∅ = (the null
   label, the zero context)."""
-  denoiser = process.denoiser(nn.network(model, params, labels,
-                                         context=context))
+  denoiser = process.denoiser(nn.network(
+      model, params, nn.Condition(labels=labels, context=context)))
   if w is None:
     return denoiser
   return solvers.guided_denoiser(
-      denoiser, process.denoiser(nn.network(model, params, None)), w)
+      denoiser, process.denoiser(nn.network(model, params)), w)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -189,14 +189,15 @@ def compare(cm_name, official_cfg, overrides, NCSNpp, batch_size):
   off["GaussianFourierProjection_0"]["W"] = embeddings.fourier_frequencies(
       2 * w.shape[0], model.fourier_scale, "noise")
   ref = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), x[:1], c_noise[:1])["params"])
+      jax.random.key(0), x[:1], cm_nn.Condition(c_noise[:1]))["params"])
   cm_params = map_params(off, model, res, ref)
   same_tree = (jax.tree_util.tree_structure(ref) == jax.tree_util.tree_structure(cm_params)
                and shapes(ref) == shapes(cm_params))
   n_cm = sum(np.prod(s) for s in shapes(ref))
   n_off = sum(np.prod(s) for s in shapes(off)) - w.size
   f_off = official.apply({"params": off}, x, c_noise, train=False)
-  f_cm = model.apply({"params": cm_params}, x, c_noise, train=False)
+  f_cm = model.apply({"params": cm_params}, x, cm_nn.Condition(c_noise),
+                     train=False)
   diff = np.abs(np.asarray(f_off) - np.asarray(f_cm))
   per_sigma = diff.reshape(batch_size, len(SIGMAS), -1).max(axis=(0, 2))
   print(f"{cm_name} vs {official_cfg.model.name} ({overrides or 'as configured'}): "

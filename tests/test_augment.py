@@ -79,21 +79,23 @@ def test_zero_labels_are_the_identity_input_and_others_change_the_output():
                   augment_dim=aug.AUGMENT_DIM)
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   c = jnp.zeros((2,))
-  params = model.init(jax.random.key(1), x, c)["params"]
+  params = model.init(jax.random.key(1), x, nn.Condition(c))["params"]
   plain = nn.network(model, params)(x, c)
-  zeros = nn.network(model, params,
-                     augment_labels=jnp.zeros((2, aug.AUGMENT_DIM)))(x, c)
+  zeros = nn.network(model, params, nn.Condition(
+      augment_labels=jnp.zeros((2, aug.AUGMENT_DIM))))(x, c)
   np.testing.assert_array_equal(plain, zeros)
   # The labels enter the embedding (EDM map_augment), before map0.
   embed = nn.embeddings.ConditionEmbedding(2 * 8, 32, augment_dim=aug.AUGMENT_DIM)
-  e_params = embed.init(jax.random.key(2), c)
-  e_plain = embed.apply(e_params, c)
-  e_ones = embed.apply(e_params, c, augment_labels=jnp.ones((2, aug.AUGMENT_DIM)))
+  e_params = embed.init(jax.random.key(2), nn.Condition(c))
+  e_plain = embed.apply(e_params, nn.Condition(c))
+  e_ones = embed.apply(e_params, nn.Condition(
+      c, augment_labels=jnp.ones((2, aug.AUGMENT_DIM))))
   assert np.abs(e_ones - e_plain).min() > 1e-4
   with pytest.raises(ValueError, match="augment_dim"):
     nn.network(nn.UNet(ch=8, ch_mult=(1, 2), num_res_blocks=1,
                        attn_resolutions=()), params,
-               augment_labels=jnp.zeros((2, aug.AUGMENT_DIM)))(x, c)
+               nn.Condition(augment_labels=jnp.zeros((2, aug.AUGMENT_DIM))))(
+                   x, c)
 
 
 def test_ema_rampup_is_edms_formula_in_images():

@@ -22,7 +22,8 @@ def _num_params(model_config, shape=(32, 32, 3)):
   model = nn.get_model(model_config)
   x = jax.ShapeDtypeStruct((1, *shape), np.float32)
   c = jax.ShapeDtypeStruct((1,), np.float32)
-  params = jax.eval_shape(model.init, jax.random.key(0), x, c)["params"]
+  params = jax.eval_shape(model.init, jax.random.key(0), x,
+                          nn.Condition(c))["params"]
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
 

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 
 from cm_jax import losses, processes, schedules
-from cm_jax.nn import get_model, network
+from cm_jax.nn import Condition, get_model, network
 from cm_jax.methods.ect import EasyConsistencyTraining
 from configs import ect_cifar10
 
@@ -37,7 +37,8 @@ def _tiny_consistency_fn(eps=0.0):
   model = get_model(ml_collections.ConfigDict(dict(
       name="mlp", hidden=32, depth=2, embedding="positional")))
   x = jnp.zeros((4, 2))
-  shapes = jax.eval_shape(model.init, jax.random.key(0), x, x[:, 0])
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x,
+                          Condition(x[:, 0]))
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda s: jnp.asarray(
       0.3 * rng.standard_normal(s.shape), s.dtype), shapes["params"])

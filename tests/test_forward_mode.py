@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cm_jax.nn import get_model
+from cm_jax.nn import Condition, get_model
 from cm_jax.nn.group_norm import group_norm
 
 # Every block kind: down/up resampling inside residual blocks, attention in
@@ -93,7 +93,8 @@ def _network_case(base, shape):
   x = jax.random.normal(kx, shape)
   c = jax.random.normal(kc, shape[:1])
   labels = (jnp.arange(shape[0]) % 3) if base.get("num_classes") else None
-  shapes = jax.eval_shape(model.init, jax.random.key(0), x, c, labels)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x,
+                          Condition(c, labels=labels))
   rng = np.random.default_rng(0)
   params = jax.tree.map(  # every near-zero-initialised layer passes signal
       lambda s: jnp.asarray(0.2 * rng.standard_normal(s.shape), s.dtype),
@@ -101,7 +102,8 @@ def _network_case(base, shape):
   if base["name"] == "autoencoder":
     f = lambda x, c: model.apply({"params": params}, x)[0]
   else:
-    f = lambda x, c: model.apply({"params": params}, x, c, labels)
+    f = lambda x, c: model.apply({"params": params}, x,
+                                 Condition(c, labels=labels))
   return f, x, c
 
 

@@ -262,8 +262,8 @@ def test_guided_teacher_pair_is_context_and_null_and_w_0_is_conditional():
   x0 = jax.random.normal(jax.random.key(17), (8, 2))
   batch = {"x": x0, "context": jax.random.normal(jax.random.key(18), (8, 3))}
   cond, uncond = step_lib._teacher(model, params, batch, guided=True)
-  apply = lambda ctx: lambda x, c: model.apply({"params": params}, x, c,
-                                                context=ctx)
+  apply = lambda ctx: lambda x, c: model.apply(
+      {"params": params}, x, nn.Condition(c, context=ctx))
   z, c = jax.random.normal(jax.random.key(19), (8, 2)), jnp.linspace(0, 1, 8)
   np.testing.assert_array_equal(cond(z, c), apply(batch["context"])(z, c))
   np.testing.assert_array_equal(uncond(z, c), apply(jnp.zeros((8, 3)))(z, c))

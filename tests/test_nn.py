@@ -7,7 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cm_jax.nn import get_model
+from cm_jax.nn import Condition, get_model
 from cm_jax.nn.group_norm import fused_backward
 
 TINY_UNET = dict(name="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,))
@@ -28,7 +28,8 @@ def inputs(shape, seed=0):
 def init(model, shape, **kw):
   """The real initialisation. An rbg key: threefry init compiles ~4× slower on CPU."""
   x, c = inputs(shape)
-  return jax.jit(model.init)(jax.random.key(0, impl="rbg"), x, c, **kw)["params"]
+  return jax.jit(model.init)(jax.random.key(0, impl="rbg"), x,
+                             Condition(c, **kw))["params"]
 
 
 def random_params(model, shape, scale=0.1, **kw):
@@ -38,7 +39,8 @@ def random_params(model, shape, scale=0.1, **kw):
   labels and dropout on the output are large.
   """
   x, c = inputs(shape)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), x, c, **kw)["params"]
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x,
+                          Condition(c, **kw))["params"]
   rng = np.random.default_rng(0)
   return jax.tree.map(lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype),
                       shapes)
@@ -47,7 +49,8 @@ def random_params(model, shape, scale=0.1, **kw):
 def jit_apply(model):
   def apply(params, x, c, key=None, train=False, **kw):
     rngs = {"dropout": key} if key is not None else {}
-    return model.apply({"params": params}, x, c, train=train, rngs=rngs, **kw)
+    return model.apply({"params": params}, x, Condition(c, **kw), train=train,
+                       rngs=rngs)
   return jax.jit(apply, static_argnames="train")
 
 
@@ -89,7 +92,7 @@ def test_bfloat16_compute_keeps_the_activations_bfloat16(base):
   x, c = inputs(IMAGE)
 
   def residuals(params, x, c):
-    fwd = lambda p, x: model.apply({"params": p}, x, c, train=True,
+    fwd = lambda p, x: model.apply({"params": p}, x, Condition(c), train=True,
                                    rngs={"dropout": jax.random.key(0)})
     return jax.tree.leaves(jax.vjp(fwd, params, x)[1])
 
@@ -129,7 +132,8 @@ def test_labels_rejected_without_classes():
   model = make(TINY_MLP)
   x, c = inputs(POINTS)
   with pytest.raises(ValueError, match="num_classes"):
-    model.init(jax.random.key(0), x, c, labels=jnp.zeros((2,), jnp.int32))
+    model.init(jax.random.key(0), x,
+               Condition(c, labels=jnp.zeros((2,), jnp.int32)))
 
 
 @pytest.mark.parametrize("base,shape", [(TINY_UNET, IMAGE), (TINY_MLP, POINTS)])
@@ -174,10 +178,11 @@ def test_zero_context_is_the_null_context_and_context_conditions(base, shape):
 def test_context_errors_say_how_to_fix():
   x, c = inputs(POINTS)
   with pytest.raises(ValueError, match="context_dim=4"):
-    make(TINY_MLP).init(jax.random.key(0), x, c, context=jnp.zeros((2, 4)))
+    make(TINY_MLP).init(jax.random.key(0), x,
+                        Condition(c, context=jnp.zeros((2, 4))))
   with pytest.raises(ValueError, match=r"\[2, 3\], got \[2, 4\]"):
-    make(TINY_MLP, context_dim=3).init(jax.random.key(0), x, c,
-                                       context=jnp.zeros((2, 4)))
+    make(TINY_MLP, context_dim=3).init(
+        jax.random.key(0), x, Condition(c, context=jnp.zeros((2, 4))))
 
 
 def test_get_model_rejects_unknown_names_and_fields():
@@ -195,7 +200,7 @@ def test_paper_config_has_cifar10_size():
   model = make(dict(name="unet", ch=128, ch_mult=(2, 2, 2), num_res_blocks=4,
                     attn_resolutions=(16,), fourier_scale=16.0))
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
-                          jnp.zeros((1,)))
+                          Condition(jnp.zeros((1,))))
   count = sum(p.size for p in jax.tree.leaves(shapes))
   assert 50e6 <= count <= 65e6, count
 
@@ -208,7 +213,7 @@ def test_apply_traces_once():
   @jax.jit
   @chex.assert_max_traces(n=1)
   def forward(params, x, c):
-    return model.apply({"params": params}, x, c)
+    return model.apply({"params": params}, x, Condition(c))
 
   for seed in (0, 1):
     forward(params, *inputs(IMAGE, seed))

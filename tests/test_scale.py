@@ -74,8 +74,8 @@ def test_bfloat16_compute_keeps_float32_params_and_the_loss():
   outputs = []
   for dtype in ("float32", "bfloat16"):
     config.model.dtype = dtype
-    outputs.append(nn.get_model(config.model).apply({"params": params}, x,
-                                                    c_noise))
+    outputs.append(nn.get_model(config.model).apply(
+        {"params": params}, x, nn.Condition(c_noise)))
   assert outputs[1].dtype == np.float32
   rel = np.abs(outputs[1] - outputs[0]).max() / np.abs(outputs[0]).max()
   assert 1e-4 < rel < 5e-2, rel

@@ -1,15 +1,13 @@
 """Networks F_θ. Every model is called the same way:
 
-  model.apply({"params": params}, x, c_noise, labels=None, w=None,
-              context=None, train=False, rngs={"dropout": key})
-      → float32 array of x's shape
+  model.apply({"params": params}, x, cond, train=False,
+              rngs={"dropout": key}) → float32 array of x's shape
 
-x: [B, H, W, C] images (UNet) or [B, D] vectors (MLP); c_noise [B]: the already
-preconditioned noise input (EDM: ¼·ln σ); labels: int32 [B] when num_classes > 0
-(num_classes = null class; None = all null); w: float32 [B], LCM's guidance
-scale, required iff w_embedding; context: float32 [B, context_dim], any
-per-example embedding vector, when context_dim > 0 (the zero vector = the null
-context; None = all null); train switches dropout on.
+x: [B, H, W, C] images (UNet) or [B, D] vectors (MLP); cond: a ``Condition``
+(``embeddings.py``), one pytree of what the network is conditioned on: c_noise
+[B], the already preconditioned noise input (EDM: ¼·ln σ), and optionally
+labels, w (LCM's guidance scale), a context vector and EDM's augmentation
+labels; train switches dropout on.
 
 The autoencoder of latent models (`model.name = "autoencoder"`, method=ae)
 takes the same call and returns (x̂, μ, logvar); see `autoencoder.py`.
@@ -23,6 +21,7 @@ import jax.numpy as jnp
 from cm_jax import registry
 
 from cm_jax.nn.autoencoder import KLAutoencoder
+from cm_jax.nn.embeddings import Condition
 from cm_jax.nn.mlp import MLP
 from cm_jax.nn.unet import UNet
 
@@ -61,33 +60,34 @@ def model_defaults(name):
           and f.default is not dataclasses.MISSING}
 
 
-def network(model, params, labels=None, dropout_key=None, *, context=None,
-            augment_labels=None):
-  """The raw net(x_in, c_noise, w=None) → F of ``model`` at ``params``;
-  ``labels`` None is the null class, ``context`` [B, D] None the null (zero)
-  context; ``w`` is LCM's guidance scale [B] (models with w_embedding);
-  ``augment_labels`` [B, 9] those of EDM's augmentation (models with
-  augment_dim; None = no transform); dropout on iff a key is given.
+def network(model, params, cond=None, dropout_key=None):
+  """The raw net(x, c_noise, w=None) → F of ``model`` at ``params``,
+  conditioned on ``cond`` (a ``Condition`` whose c_noise and w each call
+  sets; None: unconditional, the null class and context, no augmentation);
+  ``w`` is LCM's guidance scale [B] (models with w_embedding), further
+  keywords set other ``Condition`` fields; dropout on iff a key is given.
   ``return_weight=True`` returns (F, w_φ) of a model with
   ``adaptive_weight`` (sCM)."""
-  extra = {} if augment_labels is None else {"augment_labels": augment_labels}
+  given = Condition() if cond is None else cond
 
-  def net(x, c_noise, w=None, return_weight=False):
+  def net(x, c_noise, w=None, return_weight=False, **inputs):
     rngs = None if dropout_key is None else {"dropout": dropout_key}
-    return model.apply({"params": params}, x, c_noise, labels, w, context,
+    return model.apply({"params": params}, x,
+                       given.replace(c_noise=c_noise, w=w, **inputs),
                        train=dropout_key is not None, rngs=rngs,
-                       return_weight=return_weight, **extra)
+                       return_weight=return_weight)
   return net
 
 
 def dummy_inputs(model, example_shape, batch_size=1):
-  """Inputs that trace ``model`` once: (x, c_noise, labels, w). A model with
-  ``context_dim`` > 0 traces with context None, the null context, which
-  builds the same parameters as a real one."""
+  """Inputs that trace ``model`` once: (x, cond), cond a ``Condition`` of
+  c_noise, labels and w. A model with ``context_dim`` > 0 traces with
+  context None, the null context, which builds the same parameters as a real
+  one."""
   x = jnp.zeros((batch_size, *example_shape), jnp.float32)
   c_noise = jnp.zeros((batch_size,), jnp.float32)
   labels = (jnp.zeros((batch_size,), jnp.int32)
             if getattr(model, "num_classes", 0) else None)
   w = (jnp.zeros((batch_size,), jnp.float32)
        if getattr(model, "w_embedding", False) else None)
-  return x, c_noise, labels, w
+  return x, Condition(c_noise=c_noise, labels=labels, w=w)

@@ -118,9 +118,9 @@ class KLAutoencoder(nn.Module):
   """The KL autoencoder (LDM's AutoencoderKL without the GAN), ``model.name =
   "autoencoder"``.
 
-  ``__call__(x, c_noise=None, labels=None, w=None, context=None,
-  train=False)`` is the training pass with the networks' call signature (the
-  noise, label, guidance and context inputs are unused): it returns (x̂, μ, logvar), x̂ decoded from
+  ``__call__(x, cond=None, train=False)`` is the training pass with the
+  networks' call signature (the condition is unused): it returns (x̂, μ,
+  logvar), x̂ decoded from
   z = μ + e^(logvar/2)·ε with ε drawn from the ``dropout`` RNG stream (the
   train step's per-step key) when ``train``, from z = μ otherwise.
   ``encode`` (→ μ) and ``decode`` are the deterministic halves, for
@@ -143,11 +143,10 @@ class KLAutoencoder(nn.Module):
     self.encoder = Encoder(z_channels=self.z_channels, **kw)
     self.decoder = Decoder(out_channels=self.out_channels, **kw)
 
-  def __call__(self, x, c_noise=None, labels=None, w=None, context=None,
-               train=False, return_weight=False):
+  def __call__(self, x, cond=None, train=False, return_weight=False):
     if return_weight:
       raise ValueError("The autoencoder has no adaptive weighting w_φ.")
-    del c_noise, labels, w, context
+    del cond
     self._check_channels(x)
     mean, logvar = self.encoder(x)
     z = mean

@@ -1,14 +1,17 @@
-"""Embeddings of the conditioning: noise level, class label, context, guidance w.
+"""The conditioning of a network and its embedding.
 
-`ConditionEmbedding` is shared by every network: it maps the already
-preconditioned noise input c_noise (EDM's 0.25·ln σ), an optional class label,
-an optional per-example context vector and an optional guidance scale w to one
-vector that the blocks consume.
+``Condition`` is everything a network is conditioned on, one pytree: the
+already preconditioned noise input c_noise (EDM's 0.25·ln σ), and optionally
+a class label, a per-example context vector, LCM's guidance scale w and EDM's
+augmentation labels. A new input is one new field, which networks ignore
+until one uses it. `ConditionEmbedding`, shared by every network, maps a
+``Condition`` to one vector that the blocks consume.
 """
 
 from typing import Any
 import zlib
 
+import flax
 import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
@@ -76,9 +79,31 @@ def noise_embedding(kind: str, dim: int, fourier_scale: float, name: str):
   return registry.lookup(makers, kind, "model.embedding")()
 
 
+@flax.struct.dataclass
+class Condition:
+  """What a network is conditioned on (a pytree; ``None`` fields are absent).
+
+  Attributes:
+    c_noise: float32 [B], the preconditioned noise (time) input.
+    labels: int32 [B] class labels when num_classes > 0 (num_classes = the
+      null class; None = all null).
+    w: float32 [B], LCM's guidance scale, required iff w_embedding.
+    context: float32 [B, context_dim], a per-example embedding vector (the
+      zero vector = the null context; None = all null).
+    augment_labels: float32 [B, augment_dim], EDM's augmentation labels
+      (None = the identity transform).
+  """
+
+  c_noise: Any = None
+  labels: Any = None
+  w: Any = None
+  context: Any = None
+  augment_labels: Any = None
+
+
 class ConditionEmbedding(nn.Module):
-  """(c_noise, labels, w, context) → embedding [B, emb_dim] (EDM SongUNet
-  `map_*` layers).
+  """A ``Condition`` → embedding [B, emb_dim] (EDM SongUNet `map_*`
+  layers).
 
   noise emb (+ label emb) (+ Dense(context)) (+ zero-init proj of w emb) →
   Dense → SiLU → Dense.
@@ -110,8 +135,9 @@ class ConditionEmbedding(nn.Module):
   augment_dim: int = 0
 
   @nn.compact
-  def __call__(self, c_noise, labels=None, w=None, context=None,
-               augment_labels=None):
+  def __call__(self, cond):
+    c_noise, labels, w, context, augment_labels = (
+        cond.c_noise, cond.labels, cond.w, cond.context, cond.augment_labels)
     self._check_inputs(c_noise, labels, w, context)
     if augment_labels is not None and self.augment_dim == 0:
       raise ValueError("augment_labels given but model.augment_dim = 0; set "

@@ -30,12 +30,11 @@ class MLP(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False,
-               return_weight=False):
+  def __call__(self, x, cond, train=False, return_weight=False):
     emb = ConditionEmbedding(self.hidden, self.hidden, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
-                             name="embed")(c_noise, labels, w, context)
+                             name="embed")(cond)
     emb = nn.silu(emb)
     dense = lambda width, name, init=XAVIER: nn.Dense(
         width, kernel_init=init, dtype=self.dtype, name=name)
@@ -45,6 +44,6 @@ class MLP(nn.Module):
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
     near_zero = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
     out = dense(self.out_dim or x.shape[-1], "out", near_zero)(h)
-    return with_adaptive_weight(self, out.astype(jnp.float32), c_noise,
+    return with_adaptive_weight(self, out.astype(jnp.float32), cond.c_noise,
                                 return_weight, self.hidden)
 

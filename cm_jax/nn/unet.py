@@ -209,9 +209,10 @@ class ResBlock(nn.Module):
 class UNet(nn.Module):
   """NCSN++ (defaults) / DDPM++ UNet. Defaults = CM/EDM CIFAR-10 (≈56M params).
 
-  __call__(x [B,H,W,C], c_noise [B], labels=None, w=None, context=None,
-  train=False, augment_labels=None, return_weight=False)
-  → F(x) float32 with x's shape (with return_weight, (F, w_φ(c_noise))). Per resolution level i (res = H / 2^i):
+  __call__(x [B,H,W,C], cond (a ``Condition``: c_noise [B], labels, w,
+  context, augment_labels), train=False, return_weight=False)
+  → F(x) float32 with x's shape (with return_weight, (F, w_φ(c_noise))).
+  Per resolution level i (res = H / 2^i):
   encoder: conv (i = 0) or down-block, then num_res_blocks blocks with
   ch·ch_mult[i] channels; decoder: two mid blocks (i = last) or up-block, then
   num_res_blocks + 1 blocks, each taking one encoder skip.
@@ -235,23 +236,21 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, c_noise, labels=None, w=None, context=None, train=False,
-               augment_labels=None, return_weight=False):
+  def __call__(self, x, cond, train=False, return_weight=False):
     # NCSN++ Fourier features have 2·nf channels, DDPM++ positional nf.
     noise_dim = 2 * self.ch if self.embedding == "fourier" else self.ch
     emb = ConditionEmbedding(noise_dim, 4 * self.ch, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
                              augment_dim=self.augment_dim,
-                             name="embed")(c_noise, labels, w, context,
-                                           augment_labels)
+                             name="embed")(cond)
     emb = nn.silu(emb)
     h, skips = self._encoder(x.astype(self.dtype), emb, train)
     h = self._decoder(h, skips, emb, train, x.shape[1])
     h = group_norm(h, self.dtype, "out_norm", silu=True)
     out = nn.Conv(self.out_channels or x.shape[-1], (3, 3), kernel_init=NEAR_ZERO,
                   dtype=self.dtype, name="out_conv")(h)
-    return with_adaptive_weight(self, out.astype(jnp.float32), c_noise,
+    return with_adaptive_weight(self, out.astype(jnp.float32), cond.c_noise,
                                 return_weight, self.ch)
 
   def _block(self, out_ch, name, **kw):

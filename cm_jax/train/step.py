@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import optax
 
 from cm_jax import schedules
-from cm_jax.nn import network
+from cm_jax.nn import Condition, network
 from cm_jax.nn.group_norm import fused_backward
 
 
@@ -55,12 +55,12 @@ def _teacher(teacher_model, teacher_params, batch, guided):
   """φ conditioned on the batch's labels and context; with ``guided`` the
   pair (φ(·, c), φ(·, ∅)) that CFG mixes (LCM eq. 10), ∅ = the null label
   and the zero context."""
-  conditional = network(teacher_model, teacher_params,
-                        _labels(teacher_model, batch),
-                        context=_context(teacher_model, batch))
+  conditional = network(teacher_model, teacher_params, Condition(
+      labels=_labels(teacher_model, batch),
+      context=_context(teacher_model, batch)))
   if not guided:
     return conditional
-  return conditional, network(teacher_model, teacher_params, None)
+  return conditional, network(teacher_model, teacher_params)
 
 
 def train_step(state, batch, teacher_params=None, *, model, tx, objective,
@@ -97,11 +97,12 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
     teacher = _teacher(teacher_model, teacher_params, batch,
                        objective.needs.guided_teacher)
 
+  cond = Condition(labels=labels, context=context,
+                   augment_labels=augment_labels)
+
   def loss_fn(params):
-    online = network(model, params, labels, dropout_key, context=context,
-                     augment_labels=augment_labels)
-    target = network(model, state.target, labels, dropout_key,
-                     context=context, augment_labels=augment_labels)
+    online = network(model, params, cond, dropout_key)
+    target = network(model, state.target, cond, dropout_key)
     per_example, aux = objective(online, target, x0, loss_key, state.step,
                                  teacher)
     return per_example.mean(), aux
