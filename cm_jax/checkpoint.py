@@ -58,6 +58,10 @@ def _implied(group, config):
 
 # Suffix of a checkpoint directory moved aside after it failed to restore.
 CORRUPT = ".corrupt"
+# Method names that changed: {old: new}. Runs saved under the old name read
+# as the new one (``read_meta``); a config that sets an old name is refused
+# with the new one (``cm_jax.methods.lookup``).
+RENAMED_METHODS = {"edm": "diffusion"}
 
 
 class CheckpointWriteError(OSError):
@@ -323,8 +327,12 @@ def read_meta(manager, step=None):
   step = manager.latest_step() if step is None else step
   if step is None:
     return None
-  return manager.restore(step, args=ocp.args.Composite(
+  meta = manager.restore(step, args=ocp.args.Composite(
       meta=ocp.args.JsonRestore()))["meta"]
+  saved = meta.get("config", {})
+  if saved.get("method") in RENAMED_METHODS:  # saved under an old name
+    saved["method"] = RENAMED_METHODS[saved["method"]]
+  return meta
 
 
 def restore(manager, abstract, step, meta=None):

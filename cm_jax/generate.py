@@ -226,7 +226,7 @@ def _guidance(config, model, kind, batch):
                  or getattr(model, "context_dim", 0))
   if kind != "diffusion" or not conditional:
     raise ValueError(f"sample.guidance={w} needs a conditional diffusion "
-                     "teacher (method=edm, model.num_classes > 0 or "
+                     "teacher (method=diffusion, model.num_classes > 0 or "
                      "model.context_dim > 0) or an LCM with "
                      "model.w_embedding=True; set --config.sample.guidance=0.")
   return jnp.full((batch,), w, jnp.float32)

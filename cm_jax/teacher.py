@@ -1,7 +1,7 @@
 """The diffusion teacher φ that consistency distillation (CM Alg. 2, LCM
 Alg. 1) distils, and the trained LCM that LCF (LCM Alg. 4) fine-tunes.
 
-A teacher is any cm_jax run trained with ``method=edm``; ``config.teacher.workdir``
+A teacher is any cm_jax run trained with ``method=diffusion``; ``config.teacher.workdir``
 names it, and its latest checkpoint's EMA weights are used. The teacher's
 network is rebuilt from the config stored in that checkpoint, so the student
 may have another architecture, unless it starts from the teacher's weights

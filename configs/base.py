@@ -24,8 +24,8 @@ CIFAR10_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(
 def _teacher():
   """config.teacher: the run a method distils, tunes or starts from."""
   g = ml_collections.ConfigDict()
-  g.workdir = ""  # cd, lcd, scd: an edm run (its latest EMA); lcf: the
-  #                 LCM; ect, sct: the edm run tuned ("" = scratch).
+  g.workdir = ""  # cd, lcd, scd: a diffusion run (its latest EMA); lcf:
+  #                 the LCM; ect, sct: the diffusion run tuned ("" = scratch).
   g.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
   g.init_student = False  # cd, lcd, scd: start θ = θ⁻ = φ (its network).
   return g
@@ -138,7 +138,7 @@ def _trigflow():
   # How the raw network is read as TrigFlow's F (cm_jax/processes.py):
   # trigflow (sCM: F = net(x_in, time_scale·t)) | edm (a VE EDM network, EDM
   # Table 1: F = −net(x_in, ¼·ln(σ_d·tan t)); sCD/sCT from a process=ve
-  # method=edm run, e.g. the teacher of CD).
+  # method=diffusion run, e.g. the teacher of CD).
   g.network = "trigflow"
   return g
 
@@ -321,10 +321,12 @@ def get_base_config():
   c = ml_collections.ConfigDict()
   c.seed = 0  # Parameter init, per-step keys fold_in(seed, k), data order.
   # ct: consistency training (CM Alg. 3; iCT is CT + the options below);
-  # cd: consistency distillation (CM Alg. 2) from `teacher`; edm: the teacher;
+  # cd: consistency distillation (CM Alg. 2) from `teacher`; diffusion: the
+  # diffusion model, the teacher (EDM's loss on process=ve, DDPM's ε on vp,
+  # flow matching on trigflow; it was method=edm);
   # lcd / lcf: latent consistency distillation / fine-tuning (LCM Alg. 1 / 4);
   # ae: the KL autoencoder whose latents data.source=latents serves;
-  # ect: ECT's continuous-time CT (from scratch, or tuning an edm run);
+  # ect: ECT's continuous-time CT (from scratch, or tuning a diffusion run);
   # sct / scd: sCM's continuous-time CT / CD on process=trigflow.
   c.method = "ct"
   c.teacher = _teacher()

@@ -46,7 +46,7 @@ def get_config(arg=None):
   base.set_ncsnpp(c, fourier_scale=16.0, dropout=0.13)
   if arg.ddpmpp:  # EDM's DDPM++ ("vp" architecture), the network ECT tunes
     base.set_ddpmpp(c, dropout=0.13)
-  c.method = "edm"
+  c.method = "diffusion"
   c.loss.p_mean = -1.2  # EDM §5
   c.loss.p_std = 1.2
   c.optim.name = "adam"

@@ -3,7 +3,7 @@
   python launch.py --config=configs/trigflow_cifar10.py --workdir=runs/trigflow_cifar10
   python launch.py --config=configs/trigflow_cifar10.py:smoke --workdir=/tmp/trigflow_smoke
 
-method=edm on process=trigflow trains F by flow matching in v (sCM §2.1;
+method=diffusion on process=trigflow trains F by flow matching in v (sCM §2.1;
 ``losses.trigflow_diffusion_loss``, EDM's loss re-timed). Recipe (sCM App. G,
 as docs/recipes.md restates it): DDPM++ trained "with EDM's settings" for
 400k iterations (their FID 2.15): NCSN++-size DDPM++ (positional embedding
@@ -31,7 +31,7 @@ def get_config(arg=None):
   base.set_cifar10(c)
   base.set_ddpmpp(c, dropout=0.13)
   set_trigflow(c)
-  c.method = "edm"
+  c.method = "diffusion"
   c.loss.p_mean, c.loss.p_std = -1.2, 1.2  # EDM §5, as ln(σ_d·tan t)
   c.optim.name = "adam"
   c.optim.lr = 1e-3

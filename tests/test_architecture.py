@@ -19,7 +19,7 @@ from cm_jax.modes import search as search_mode
 from cm_jax.modes import train as train_mode
 from cm_jax import methods
 from cm_jax.methods import Needs
-from configs import lcd_digits
+from configs import base, lcd_digits
 from tests.test_train import tiny_toy_config
 
 CM_JAX = os.path.join(os.path.dirname(os.path.dirname(
@@ -31,14 +31,37 @@ def _string_literals(path):
           if isinstance(node, ast.Constant) and isinstance(node.value, str)}
 
 
+def _compares_method(path):
+  """The lines of ``path`` that compare a ``.method`` (or ``["method"]``)
+  with anything: a branch on the method's name."""
+  lines = []
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Compare):
+      for side in (node.left, *node.comparators):
+        if (isinstance(side, ast.Attribute) and side.attr == "method") or (
+            isinstance(side, ast.Subscript)
+            and isinstance(side.slice, ast.Constant)
+            and side.slice.value == "method"):
+          lines.append(node.lineno)
+  return lines
+
+
 def test_the_loop_and_modes_name_no_method():
-  """Method names live in the objectives' registry only."""
+  """Method names live in the methods' registry only: the loop, the modes,
+  the teacher and sampling neither name a method nor compare one. (A name
+  that is also a sampler kind and a config group, "diffusion", is left to
+  the second check.)"""
   files = glob.glob(os.path.join(CM_JAX, "modes", "*.py")) + [
       os.path.join(CM_JAX, "experiment.py"),
-      os.path.join(CM_JAX, "teacher.py"), os.path.join(CM_JAX, "generate.py")]
+      os.path.join(CM_JAX, "teacher.py"), os.path.join(CM_JAX, "generate.py"),
+      os.path.join(CM_JAX, "train", "validate.py")]
+  names = set(methods.METHODS) - set(methods.base.SAMPLER_KINDS)
+  assert names == {"ct", "cd", "ect", "sct", "scd", "lcd", "lcf", "ae"}
+  assert "diffusion" in base.get_base_config()  # the σ constants' group
   for path in files:
-    named = _string_literals(path) & set(methods.METHODS)
+    named = _string_literals(path) & names
     assert not named, f"{path} names methods {named}"
+    assert not _compares_method(path), f"{path} branches on config.method"
 
 
 def test_registry_error_lists_the_valid_names():
@@ -150,7 +173,7 @@ def test_a_vp_lcm_is_refused_in_one_line(tmp_path):
 
 def test_a_diffusion_teacher_is_refused_by_edit_and_search(tmp_path):
   c = tiny_toy_config()
-  c.method = "edm"
+  c.method = "diffusion"
   for mode in (edit_mode.edit, search_mode.search):
     with pytest.raises(ValueError, match="needs a consistency model"):
       mode(c, str(tmp_path))

@@ -65,7 +65,7 @@ def test_ct_cifar10_is_the_paper_recipe():
 
 def test_edm_cifar10_is_the_teacher_recipe():
   c = edm_cifar10.get_config()
-  assert c.method == "edm" and (c.loss.p_mean, c.loss.p_std) == (-1.2, 1.2)
+  assert c.method == "diffusion" and (c.loss.p_mean, c.loss.p_std) == (-1.2, 1.2)
   assert (c.optim.name, c.optim.lr, c.optim.warmup_steps) == ("adam", 1e-3, 19_531)
   assert (c.train.batch_size, c.train.num_steps) == (512, 400_000)
   assert c.model.dropout == 0.13

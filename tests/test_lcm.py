@@ -334,7 +334,7 @@ def test_lcm_configs_build():
     model = nn.get_model(c.model)
     params = jax.eval_shape(model.init, jax.random.key(0),
                             *dummy_inputs(model, shape))["params"]
-    assert ("w_proj" in params["embed"]) == (c.method != "edm")
+    assert ("w_proj" in params["embed"]) == (c.method != "diffusion")
   c = lcd_cifar10.get_config()
   assert (c.lcm.skip, c.lcm.w_min, c.lcm.w_max, c.target.mu) == (20, 2.0, 14.0, 0.95)
   assert (c.curriculum.num_scales, c.teacher.solver) == (1000, "ddim")

@@ -267,13 +267,38 @@ class StartValidationTest(chex.TestCase):
       c.data.path = path
       self._refused(c, pattern)
 
+  def test_a_run_saved_under_a_methods_old_name_reads_under_the_new(self):
+    """method=edm is now method=diffusion: a teacher run saved as "edm"
+    reads as a diffusion run (CD accepts it; it resumes), and a config
+    that still says edm is refused with the new name in one line."""
+    workdir = make_tempdir(self)
+    c = tiny_toy_config(num_steps=2)
+    c.method = "diffusion"
+    train_mode.train(c, workdir, one_device())
+    step_dir = os.path.join(workdir, "checkpoints", "2", "meta")
+    with open(os.path.join(step_dir, "metadata")) as f:
+      saved = json.load(f)
+    saved["config"]["method"] = "edm"  # as runs before the rename wrote it
+    with open(os.path.join(step_dir, "metadata"), "w") as f:
+      json.dump(saved, f)
+    _, meta = checkpoint.read_run(workdir, "teacher.workdir", ("diffusion",),
+                                  "the teacher")
+    self.assertEqual(meta["config"]["method"], "diffusion")
+    c.train.num_steps = 4
+    self.assertEqual(int(train_mode.train(c, workdir, one_device()).step), 4)
+    c.method = "edm"
+    with self.assertRaisesRegex(ValueError, "^method=edm is now "
+                                "method=diffusion; set --config.method="
+                                "diffusion.$"):
+      methods.make_objective(c, (2,))
+
   def test_workdir_of_another_method_or_data_shape_is_refused(self):
     workdir = make_tempdir(self)
     save_checkpoints(experiment.Experiment(tiny_toy_config(), workdir, one_device()),
                      (2,))
     c = tiny_toy_config(num_steps=4)
-    c.method = "edm"
-    with self.assertRaisesRegex(ValueError, "method='ct', not 'edm'"):
+    c.method = "diffusion"
+    with self.assertRaisesRegex(ValueError, "method='ct', not 'diffusion'"):
       train_mode.train(c, workdir)
     exp = experiment.Experiment(tiny_toy_config(), workdir, sharding.make_mesh())
     meta = checkpoint.read_meta(checkpoint.make_manager(workdir))

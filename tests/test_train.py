@@ -157,11 +157,11 @@ class TrainTest(chex.TestCase):
     self.assertGreater(float(jnp.abs(head).max()), 0.0)  # w_φ trained (init 0)
 
   def test_scd_starts_from_its_trigflow_teacher_and_resumes_bit_exactly(self):
-    """sCD from a TrigFlow teacher run (method=edm, process=trigflow): the
+    """sCD from a TrigFlow teacher run (method=diffusion, process=trigflow): the
     student starts as the teacher plus a zero w_φ head, trains, resumes."""
     teacher_dir = os.path.join(make_tempdir(self), "teacher")
     teacher = tiny_toy_config(num_steps=2)
-    teacher.method, teacher.process = "edm", "trigflow"
+    teacher.method, teacher.process = "diffusion", "trigflow"
     teacher.sample.ode_steps = 4
     taught = train_mode.train(teacher, teacher_dir,
                               sharding.make_mesh(jax.devices()[:1]))

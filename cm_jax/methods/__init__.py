@@ -11,7 +11,8 @@ its name in ``METHODS``, its loss in ``losses.py``, its recipes and tests
 """
 
 from cm_jax import registry
-from cm_jax.methods import ae, cd, ct, ect, edm, lcm, scm
+from cm_jax import checkpoint
+from cm_jax.methods import ae, cd, ct, diffusion, ect, lcm, scm
 from cm_jax.methods.base import Needs
 
 # config.method → a class with ``needs`` and ``from_config(config,
@@ -22,14 +23,16 @@ METHODS = {
     "ect": ect.EasyConsistencyTraining,  # ECT (Geng et al. 2024)
     "sct": scm.SimplifiedConsistencyTraining,  # sCM Alg. 1 (Lu & Song 2024)
     "scd": scm.SimplifiedConsistencyDistillation,  # sCM Alg. 1, distillation
-    "edm": edm.DiffusionTeacher,  # EDM eq. 8 (VE) / DDPM ε (VP) / TrigFlow v
+    # The diffusion model (the teacher): EDM eq. 8 (VE) / DDPM ε (VP) /
+    # TrigFlow's flow matching (sCM §2.1), by the process's prediction.
+    "diffusion": diffusion.DiffusionTeacher,
     "lcd": lcm.LatentConsistencyDistillation,  # LCM Alg. 1
     "lcf": lcm.LatentConsistencyFinetuning,  # LCM Alg. 4
     "ae": ae.AutoencoderLoss,  # the KL autoencoder of latent models
 }
 
 # The method modules with a config group of their own, in config order.
-CONFIG_MODULES = (lcm, ect, scm, edm)
+CONFIG_MODULES = (lcm, ect, scm, diffusion)
 
 
 def config_groups():
@@ -37,15 +40,25 @@ def config_groups():
   return {module.GROUP: module.config() for module in CONFIG_MODULES}
 
 
+def lookup(name):
+  """The objective class of the method ``name``; a one-line error for an
+  unknown name, or for a name a method had before (runs saved under it
+  still read: ``checkpoint.RENAMED_METHODS``)."""
+  if name in checkpoint.RENAMED_METHODS:
+    new = checkpoint.RENAMED_METHODS[name]
+    raise ValueError(f"method={name} is now method={new}; set "
+                     f"--config.method={new}.")
+  return registry.lookup(METHODS, name, "method")
+
+
 def make_objective(config, example_shape):
   """The objective of ``config.method``, every named choice resolved."""
-  method = registry.lookup(METHODS, config.method, "method")
-  return method.from_config(config, example_shape)
+  return lookup(config.method).from_config(config, example_shape)
 
 
 def needs_of(method):
   """The ``Needs`` of ``method`` (a name), without building its objective."""
-  return registry.lookup(METHODS, method, "method").needs
+  return lookup(method).needs
 
 
 def with_sampler(kind):

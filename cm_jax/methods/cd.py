@@ -13,7 +13,7 @@ class ConsistencyDistillation(ConsistencyLoss):
 
   # A teacher trained without EDM's augmentation lacks the student's
   # augment-label input, which sees no labels in CD (a no-op).
-  needs = Needs(teacher=("edm",), teacher_what="a trained EDM teacher",
+  needs = Needs(teacher=("diffusion",), teacher_what="a trained EDM teacher",
                 teacher_in_step=True, init_from_teacher="option",
                 student_may_add=("augment_dim",))
   solver: str = "heun"

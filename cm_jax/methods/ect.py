@@ -65,7 +65,7 @@ class EasyConsistencyTraining:
   (CM eq. 5) only at evaluation, where f is the process's consistency
   function; ``ect.train_shift`` uses the shifted ones in training too."""
 
-  needs = Needs(teacher=("edm",),
+  needs = Needs(teacher=("diffusion",),
                 teacher_what="a trained EDM run (ECT tunes its EMA weights)",
                 init_from_teacher="always", same_process_as_teacher=True,
                 teacher_optional=True)

@@ -73,7 +73,7 @@ class LatentConsistencyDistillation(ConsistencyLoss):
   the teacher as the pair (φ(·, c), φ(·, ∅)).
   """
 
-  needs = Needs(teacher=("edm",), teacher_what="a trained EDM teacher",
+  needs = Needs(teacher=("diffusion",), teacher_what="a trained EDM teacher",
                 teacher_in_step=True, guided_teacher=True,
                 init_from_teacher="option", student_may_add=("w_embedding",),
                 same_process_as_teacher=True, guidance_input=True)

@@ -1,5 +1,5 @@
 """sCM on TrigFlow (Lu & Song 2024): sCT and sCD (sCM Alg. 1); their
-TrigFlow diffusion teacher is method=edm on process=trigflow (``edm.py``).
+TrigFlow diffusion teacher is method=diffusion on process=trigflow (``diffusion.py``).
 Networks are raw, ``net(x_in, c_noise)``; here they become functions of
 TrigFlow time F(x_t/σ_d, t) through the process's ``velocity_net`` (trigflow.network: sCM's net(x_in, t), or a VE EDM
 network's −net(x_in, ¼·ln(σ_d·tan t)))."""
@@ -56,8 +56,8 @@ def configure(c):
 # sCT and sCD start from a TrigFlow diffusion model (sCM Alg. 1: θ ←
 # θ_pretrain), whose network they share up to the w_φ head: a TrigFlow run,
 # or a VE EDM run read through trigflow.network=edm (teacher.py).
-_TEACHER = dict(teacher=("edm",),
-                teacher_what="a trained TrigFlow teacher (method=edm, "
+_TEACHER = dict(teacher=("diffusion",),
+                teacher_what="a trained TrigFlow teacher (method=diffusion, "
                              "process=trigflow, or process=ve with "
                              "trigflow.network=edm)",
                 same_process_as_teacher=True,

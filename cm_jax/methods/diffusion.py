@@ -70,7 +70,7 @@ class NoisePrediction:
 @dataclasses.dataclass(frozen=True)
 class TrigFlowDiffusion:
   """The TrigFlow diffusion teacher (``losses.trigflow_diffusion_loss``):
-  method=edm with process=trigflow."""
+  method=diffusion with process=trigflow."""
 
   needs = TEACHER_NEEDS
   p_mean: float
@@ -99,7 +99,7 @@ LOSSES = {"x0": DenoisingScoreMatching, "epsilon": NoisePrediction,
 
 
 class DiffusionTeacher:
-  """method=edm: the diffusion loss of the process's network prediction:
+  """method=diffusion: the diffusion loss of the process's network prediction:
   EDM's objective (x̂0, VE), DDPM's ε-prediction (VP), TrigFlow's flow
   matching (velocity, sCM §2.1)."""
 
