@@ -103,11 +103,13 @@ class Experiment:
 
   @functools.cached_property
   def teacher(self):
-    """(model, EMA params, meta) of ``teacher.workdir`` when the objective
-    needs a teacher run (``Needs.teacher``; an optional one only when
-    named), else None."""
+    """(model, EMA params, meta) of the teacher or starting run
+    (``Needs.run_field``: teacher.workdir or init.workdir) when the objective
+    needs one (``Needs.teacher``; an optional one only when named), else
+    None."""
+    workdir = teacher.run_workdir(self.config, self.needs)
     if not self.needs.teacher or (self.needs.teacher_optional
-                                  and not self.config.teacher.workdir):
+                                  and not workdir):
       return None
     return teacher.load_teacher(self.config, self.needs, self.mesh,
                                 self.source.example_shape)

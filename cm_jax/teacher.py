@@ -25,21 +25,38 @@ NETWORK_FIELDS = {"diffusion": ("sigma_data",)}
 
 
 def load_teacher(config, needs, mesh, example_shape):
-  """(teacher model, its EMA params replicated on ``mesh``, meta) of
-  ``teacher.workdir``, a run of one of the methods ``needs.teacher`` (the
-  objective's ``Needs``) names."""
-  workdir = config.teacher.workdir
+  """(teacher model, its EMA params replicated on ``mesh``, meta) of the
+  run ``needs.run_field`` names (teacher.workdir or init.workdir), a run
+  of one of the methods ``needs.teacher`` (the objective's ``Needs``)."""
+  field = needs.run_field
+  workdir = run_workdir(config, needs)
   if not workdir:
     raise ValueError(f"method={config.method} needs {needs.teacher_what}: "
-                     "set --config.teacher.workdir=DIR (a run of an "
-                     f"{'|'.join(needs.teacher)}_* config).")
-  manager, meta = checkpoint.read_run(workdir, "teacher.workdir",
-                                      needs.teacher, "the teacher")
+                     f"set --config.{field}=DIR (a run of method="
+                     f"{' or '.join(needs.teacher)}).")
+  manager, meta = checkpoint.read_run(workdir, field, needs.teacher,
+                                      "the teacher")
   if needs.same_process_as_teacher:
     _check_same_process(meta["config"], config, workdir)
   _check_same_latents(meta["config"].get("data", {}), config.data, workdir)
   return (*checkpoint.restore_network(manager, meta, mesh, example_shape),
           meta)
+
+
+def run_workdir(config, needs):
+  """The workdir of the teacher or starting run (``needs.run_field``); a
+  one-line error when the other field, which this method does not read, is
+  set instead."""
+  for field in ("teacher.workdir", "init.workdir"):
+    group = field.split(".")[0]
+    if config[group].workdir and field != (needs.run_field if needs.teacher
+                                           else None):
+      fix = (f"set --config.{needs.run_field}={config[group].workdir} "
+             "instead" if needs.teacher else "leave it empty")
+      raise ValueError(f"method={config.method} reads no {field} (teacher."
+                       "workdir: the run CD, LCD and sCD distil; init.workdir:"
+                       " the run ECT, sCT and LCF start from); " + fix + ".")
+  return config[needs.run_field.split(".")[0]].workdir
 
 
 def _latent_space(data):

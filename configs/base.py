@@ -24,10 +24,19 @@ CIFAR10_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(
 def _teacher():
   """config.teacher: the run a method distils, tunes or starts from."""
   g = ml_collections.ConfigDict()
-  g.workdir = ""  # cd, lcd, scd: a diffusion run (its latest EMA); lcf:
-  #                 the LCM; ect, sct: the diffusion run tuned ("" = scratch).
+  g.workdir = ""  # cd, lcd, scd: the diffusion run distilled (its EMA).
   g.solver = "heun"  # cd, lcd: Φ, one teacher ODE step (heun | euler | ddim).
   g.init_student = False  # cd, lcd, scd: start θ = θ⁻ = φ (its network).
+  return g
+
+
+def _init():
+  """config.init: the run whose EMA weights θ starts from (methods that do
+  not evaluate it in the step; the distillation teachers are config.teacher)."""
+  g = ml_collections.ConfigDict()
+  # ect, sct: the diffusion run tuned (ECT's consistency tuning, sCM's
+  # θ_pretrain; "" = from scratch); lcf: the LCM fine-tuned (an lcd run).
+  g.workdir = ""
   return g
 
 
@@ -330,6 +339,7 @@ def get_base_config():
   # sct / scd: sCM's continuous-time CT / CD on process=trigflow.
   c.method = "ct"
   c.teacher = _teacher()
+  c.init = _init()
   c.data = _data()
   c.augment = _augment()
   c.model = _model()

@@ -2,7 +2,7 @@
 
   python launch.py --config=configs/edm_cifar10.py:ddpmpp --workdir=runs/edm_ddpmpp
   python launch.py --config=configs/ect_cifar10.py --workdir=runs/ect_cifar10 \\
-      --config.teacher.workdir=runs/edm_ddpmpp
+      --config.init.workdir=runs/edm_ddpmpp
   python launch.py --config=configs/ect_cifar10.py:scratch --workdir=runs/ect_scratch
   python launch.py --config=configs/ect_cifar10.py:smoke --workdir=/tmp/ect_smoke
 
@@ -34,7 +34,7 @@ def get_config(arg=None):
   # ECT's objective as the authors' code (cm_jax/methods/ect.py); Δt halves
   # every --double=250 ticks × 12.8 kimg / 128 iterations.
   methods.ect.configure(c, stage_steps=25_000)
-  c.teacher.workdir = "runs/edm_ddpmpp"  # --transfer: the EDM run's EMA
+  c.init.workdir = "runs/edm_ddpmpp"  # --transfer: the EDM run's EMA
   c.optim.name = "radam"  # --optim=RAdam --lr=0.0001, betas (0.9, 0.999)
   c.optim.lr = 1e-4
   c.train.batch_size = 128  # --batch=128
@@ -42,7 +42,7 @@ def get_config(arg=None):
   c.train.ema_decay = 0.9999  # --ema_beta default
   c.sample.ts = (0.821,)  # --mid_t default
   if arg.scratch or arg.smoke:
-    c.teacher.workdir = ""
+    c.init.workdir = ""
   if arg.smoke:
     base.shrink_for_smoke(c)
     c.ect.stage_steps = 5  # every stage within the 20 steps

@@ -4,7 +4,7 @@ run, ECT's objective; ``:tune`` starts from the EDM teacher of cd_digits.py.
   python launch.py --config=configs/ect_digits.py --workdir=runs/ect_digits
   python launch.py --config=configs/edm_digits.py --workdir=runs/edm_digits
   python launch.py --config=configs/ect_digits.py:tune \\
-      --workdir=runs/ect_digits_tune --config.teacher.workdir=runs/edm_digits
+      --workdir=runs/ect_digits_tune --config.init.workdir=runs/edm_digits
   python launch.py --config=configs/ect_digits.py --workdir=runs/ect_digits \\
       --mode=eval --config.eval.num=1000
 
@@ -29,5 +29,5 @@ def get_config(arg=None):
   # 8 stages in 2,000 steps, as ECT's 200k / 25k
   methods.ect.configure(c, stage_steps=250)
   if arg.tune:
-    c.teacher.workdir = "runs/edm_digits"
+    c.init.workdir = "runs/edm_digits"
   return c

@@ -3,7 +3,7 @@
   python launch.py --config=configs/ect_toy2d.py --workdir=runs/ect_toy2d
   python launch.py --config=configs/edm_toy2d.py --workdir=runs/edm_toy2d
   python launch.py --config=configs/ect_toy2d.py:tune --workdir=runs/ect_toy2d_tune \\
-      --config.teacher.workdir=runs/edm_toy2d
+      --config.init.workdir=runs/edm_toy2d
   python launch.py --config=configs/ect_toy2d.py --workdir=runs/ect_toy2d \\
       --mode=sample --config.sample.num=2000 --config.sample.steps=2
 
@@ -29,7 +29,7 @@ def get_config(arg=None):
   methods.ect.configure(c, stage_steps=1000)
   if arg.tune:
     edm_toy2d.set_teacher_mlp(c)  # the teacher's network, to start from it
-    c.teacher.workdir = "runs/edm_toy2d"
+    c.init.workdir = "runs/edm_toy2d"
     # The 512 × 4 MLP at the toy's lr 1e-3 died at step ~4,800 (a gradient
     # spike, then constant output: every sample at the mean); lr 1e-4 is
     # also what CD tunes this network with (configs/cd_toy2d.py).

@@ -3,7 +3,7 @@ data set, with no teacher: here the same 4 classes moved onto a circle of
 radius 1.5 with std 0.3.
 
   python launch.py --config=configs/lcf_toy2d.py --workdir=runs/lcf_toy2d \\
-      --config.teacher.workdir=runs/lcd_toy2d
+      --config.init.workdir=runs/lcd_toy2d
   python launch.py --config=configs/lcf_toy2d.py --workdir=runs/lcf_toy2d \\
       --mode=sample --config.sample.steps=2
 
@@ -21,7 +21,8 @@ def get_config(arg=None):
   arg = base.parse_arg(arg, **ARGS)
   c = lcd_toy2d.get_config()  # the LCM's network, process, k and w range
   c.method = "lcf"
-  c.teacher.workdir = "runs/lcd_toy2d"  # the trained LCM to fine-tune
+  c.teacher.workdir = ""  # LCF evaluates no teacher ...
+  c.init.workdir = "runs/lcd_toy2d"  # ... it fine-tunes the trained LCM
   c.data.radius = 1.5  # the "customised data set"
   c.data.std = 0.3
   c.data.seed = 1

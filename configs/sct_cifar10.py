@@ -11,7 +11,7 @@ the prior weighting 1/(σ_d·tan t), tangent normalisation c = 0.1, tangent
 warm-up over 10k iterations, ln(σ_d·tan t) ~ N(−1.0, 1.4²), RAdam lr 1e-4,
 β = (0.9, 0.99), eps 1e-8, no schedule, batch 512, EMA half-life 0.5 Mimg,
 2-step sampling through t = 1.1 from t_max = arctan(80/0.5). sCM starts sCT
-from the TrigFlow teacher's weights (Alg. 1): set teacher.workdir to a
+from the TrigFlow teacher's weights (Alg. 1): set init.workdir to a
 configs/trigflow_cifar10.py run; empty = from scratch. The run length is
 not restated in the recipe notes: 400k iterations here (the teacher's),
 an assumption. Target: FID 2.97 (1 step) / 2.06 (2 steps).
@@ -42,9 +42,9 @@ def get_config(arg=None):
   base.set_ddpmpp(c, dropout=0.2)  # sCT: dropout 0.20
   set_scm(c)
   c.method = "sct"
-  c.teacher.workdir = "runs/trigflow_cifar10"  # θ ← θ_pretrain
+  c.init.workdir = "runs/trigflow_cifar10"  # θ ← θ_pretrain
   if arg.smoke:
     base.shrink_for_smoke(c)
-    c.teacher.workdir = ""
+    c.init.workdir = ""
     c.scm.warmup_steps = 10
   return c

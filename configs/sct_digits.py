@@ -22,5 +22,5 @@ def get_config(arg=None):
   sct_toy2d.set_scm_toy(c)  # sCM's options, keeping the optimiser and run
   c.scm.warmup_steps = 250
   c.method = "sct"
-  c.teacher.workdir = ""
+  c.init.workdir = ""
   return c

@@ -28,5 +28,5 @@ def get_config(arg=None):
   c = toy2d.get_config()
   set_scm_toy(c)
   c.method = "sct"
-  c.teacher.workdir = ""  # from scratch
+  c.init.workdir = ""  # from scratch
   return c

@@ -3,7 +3,7 @@
   python scripts/compare_methods.py --budget=60 --out=runs/compare_toy2d \\
       --run iCT configs/toy2d.py --run ECT configs/ect_toy2d.py \\
       --run sCT configs/sct_toy2d.py \\
-      --run "ECT tuned" configs/ect_toy2d.py:tune teacher.workdir=runs/edm_toy2d
+      --run "ECT tuned" configs/ect_toy2d.py:tune init.workdir=runs/edm_toy2d
 
 For each ``--run LABEL CONFIG [KEY=VALUE ...]`` (KEY=VALUE become
 ``--config.KEY=VALUE``) it

@@ -227,3 +227,37 @@ def test_imports_only_go_down_and_form_no_circle():
 
   circles = [m for m in graph if reaches(m, m, set())]
   assert not circles, f"import circles through {sorted(circles)}"
+
+
+def test_the_start_is_init_workdir_and_the_teacher_teacher_workdir(tmp_path):
+  """ECT (like sCT and LCF) starts from the run init.workdir names; CD
+  evaluates the one teacher.workdir names; either field set where the
+  method does not read it is refused in one line that names the right one
+  (a method with neither: leave it empty)."""
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  run = str(tmp_path / "diffusion")
+  teacher = tiny_toy_config(num_steps=2)
+  teacher.method = "diffusion"
+  train_mode.train(teacher, run, mesh)
+  ect = tiny_toy_config(num_steps=2)
+  methods.ect.configure(ect, stage_steps=1)
+  ect.teacher.workdir = run
+  with pytest.raises(ValueError, match=r"^method=ect reads no teacher.workdir"
+                     r" .*; set --config.init.workdir=\S+/diffusion instead.$"):
+    train_mode.train(ect, str(tmp_path / "ect_bad"), mesh)
+  ect.teacher.workdir, ect.init.workdir = "", run
+  assert int(train_mode.train(ect, str(tmp_path / "ect"), mesh).step) == 2
+  ect.model.hidden = 16  # θ starts from that run's weights: same network
+  with pytest.raises(ValueError, match="model.hidden: 32 there, 16 now"):
+    train_mode.train(ect, str(tmp_path / "ect_other"), mesh)
+  cd = tiny_toy_config(num_steps=2)
+  cd.method, cd.init.workdir = "cd", run
+  cd.loss.index_sampling = "uniform"
+  with pytest.raises(ValueError, match="^method=cd reads no init.workdir .*; "
+                     "set --config.teacher.workdir="):
+    train_mode.train(cd, str(tmp_path / "cd"), mesh)
+  ct = tiny_toy_config(num_steps=2)
+  ct.teacher.workdir = run
+  with pytest.raises(ValueError, match="^method=ct reads no teacher.workdir "
+                     ".*; leave it empty.$"):
+    train_mode.train(ct, str(tmp_path / "ct"), mesh)

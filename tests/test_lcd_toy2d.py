@@ -86,7 +86,7 @@ def run_lcd(teacher_steps, lcd_steps, ws, sample_steps=(1,), teacher_ws=(),
              for s in sample_steps for w in ws}
     if lcf_steps:  # LCM Alg. 4: fine-tune this LCM on modes at radius 1.5
       lcf = _quiet(lcf_toy2d.get_config(), lcf_steps)
-      lcf.teacher.workdir = lcd_dir
+      lcf.init.workdir = lcd_dir
       lcf_dir = os.path.join(tmp, "lcf")
       train_mode.train(lcf, lcf_dir, one_device())
       radius = {}

@@ -33,7 +33,8 @@ class Needs:
   """What an objective asks of the loop and the modes.
 
   Attributes:
-    teacher: methods whose run ``teacher.workdir`` may name; () = none.
+    teacher: methods whose run the step's teacher or the start may be
+      (``run_field`` names it); () = none.
     teacher_what: how errors name that run ("a trained EDM teacher").
     teacher_in_step: the train step evaluates φ (CD, LCD); otherwise the
       teacher run only provides starting weights (LCF).
@@ -52,8 +53,8 @@ class Needs:
     forward_mode: the loss takes JVPs through the network (sCM's tangent);
       otherwise the step traces GroupNorm's fused reverse-only backward
       (``cm_jax.nn.group_norm.fused_backward``).
-    teacher_optional: ``teacher.workdir`` may be empty (ECT: tuning from an
-      EDM run, or training from scratch).
+    teacher_optional: the run (``init.workdir``) may be empty (ECT: tuning
+      a diffusion run, or training from scratch).
     network: the one ``model.name`` the method trains, which no other method
       trains ("" = any denoising network).
   """
@@ -71,6 +72,13 @@ class Needs:
   forward_mode: bool = False
   teacher_optional: bool = False
   network: str = ""
+
+  @property
+  def run_field(self):
+    """The config field that names the ``teacher`` run: teacher.workdir for
+    a teacher the step evaluates (CD, LCD, sCD), init.workdir for a run θ
+    only starts from (ECT, sCT: tuning; LCF: the LCM)."""
+    return "teacher.workdir" if self.teacher_in_step else "init.workdir"
 
 
 # A curriculum maps (config.curriculum, K) to (N(k) as a function of the

@@ -34,14 +34,14 @@ def config():
 def configure(c, stage_steps):
   """Sets config ``c`` to ECT as locuslab/ect's CIFAR-10 code (main branch:
   ``training/loss.py`` ECMLoss, ``training/networks.py`` ECMPrecond,
-  ``ct_train.py`` defaults), from scratch until teacher.workdir is set:
+  ``ct_train.py`` defaults), from scratch until init.workdir is set:
   mapping "sigmoid", q = 2, k = 8, b = 1; c = 0 (the ℓ2 norm); ln t ~
   N(−1.1, 2.0²), unclipped; r clamped at 0, where the target is x0;
   λ = 1/(t − r) (``return loss / (t - r)``); θ⁻ = stopgrad θ; EDM's plain
   c_skip, c_out in training and the σ_min = 0.003 shift at evaluation;
   Δt halves every ``stage_steps``."""
   c.method = "ect"
-  c.teacher.workdir = ""
+  c.init.workdir = ""
   c.ect.q, c.ect.k, c.ect.b = 2.0, 8.0, 1.0
   c.ect.stage_steps = stage_steps
   c.ect.train_shift = False  # ECMPrecond: shifted only in eval mode
@@ -56,7 +56,7 @@ def configure(c, stage_steps):
 class EasyConsistencyTraining:
   """ECT (Geng et al. 2024, "Consistency Models Made Easy"): continuous-time
   consistency training with the mapping r(t) of stage s = ⌊k / stage_steps⌋
-  (``losses.ect_mapping``), θ⁻ = stopgrad θ. With ``teacher.workdir`` it
+  (``losses.ect_mapping``), θ⁻ = stopgrad θ. With ``init.workdir`` it
   tunes a trained EDM run, starting from its EMA weights (ECT's "consistency
   tuning"); with it empty it trains from scratch.
 

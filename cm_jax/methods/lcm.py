@@ -117,7 +117,7 @@ class LatentConsistencyDistillation(ConsistencyLoss):
 @dataclasses.dataclass(frozen=True)
 class LatentConsistencyFinetuning(LatentConsistencyDistillation):
   """LCM Alg. 4 (LCF): no teacher network; it starts from a trained LCM
-  (``teacher.workdir``). The skip-k pair shares one noise z, and w is drawn
+  (``init.workdir``). The skip-k pair shares one noise z, and w is drawn
   only as the network's input, so a trained LCM keeps its w."""
 
   needs = Needs(teacher=("lcd", "lcf"),

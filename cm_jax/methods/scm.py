@@ -75,7 +75,7 @@ class SimplifiedConsistencyTraining:
   """sCT (sCM Alg. 1, dx_t/dt = cos t·z − sin t·x0): θ⁻ = stopgrad θ, the
   tangent warm-up r = min(1, k/H), tangent normalisation, the prior
   weighting 1/(σ_d·tan t) and, with model.adaptive_weight, the learned
-  w_φ(t). With ``teacher.workdir`` it starts from a TrigFlow diffusion
+  w_φ(t). With ``init.workdir`` it starts from a TrigFlow diffusion
   run's EMA weights (sCM: θ ← θ_pretrain); empty: from scratch."""
 
   needs = Needs(**_TEACHER, init_from_teacher="always", teacher_optional=True)
