@@ -158,8 +158,8 @@ class Experiment:
         ema_rampup_ratio=config.train.ema_rampup_ratio,
         augment=augment_lib.from_config(config.augment),
         teacher_model=teacher_model,
-        label_dropout=(config.cfg.label_dropout if self.needs.label_dropout
-                       else 0.0),
+        label_dropout=(config.diffusion_model.label_dropout
+                       if self.needs.label_dropout else 0.0),
         skip_nonfinite=config.train.nonfinite == "skip")
 
   # ---------------------------------------------------- samples and FID ----

@@ -203,8 +203,9 @@ def _loss():
   # (ECT's ImageNet 1/t² + 1/σ_d²).
   g.weighting = "ict"
   g.index_sampling = "lognormal"  # lognormal p(i) (iCT) | uniform (CM).
-  g.p_mean = -1.1  # iCT's P_mean of the lognormal p(i) (EDM: −1.2).
-  g.p_std = 2.0  # iCT's P_std (EDM: 1.2).
+  # iCT's P_mean, P_std of the lognormal p(i); iCT's alone (ECT, sCM and the
+  # diffusion model draw their times from ect., scm., diffusion_model.p_*).
+  g.p_mean, g.p_std = methods.base.ICT_LOGNORMAL
   g.kl_weight = 1e-6  # ae: β of the KL term (LDM's KL autoencoders: 1e-6).
   return g
 
@@ -352,9 +353,9 @@ def get_base_config():
   c.process = "ve"
   c.trigflow = _trigflow()
   c.vp = _vp()
-  # The methods' own settings (lcm, ect, scm, cfg), declared and defaulted
-  # in their modules (cm_jax/methods/), present in every config so that any
-  # recipe takes any override.
+  # The methods' own settings (lcm, ect, scm, diffusion_model), declared and
+  # defaulted in their modules (cm_jax/methods/), present in every config so
+  # that any recipe takes any override.
   for name, group in methods.config_groups().items():
     c[name] = group
   c.curriculum = _curriculum()

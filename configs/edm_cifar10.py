@@ -47,8 +47,8 @@ def get_config(arg=None):
   if arg.ddpmpp:  # EDM's DDPM++ ("vp" architecture), the network ECT tunes
     base.set_ddpmpp(c, dropout=0.13)
   c.method = "diffusion"
-  c.loss.p_mean = -1.2  # EDM §5
-  c.loss.p_std = 1.2
+  c.diffusion_model.p_mean = -1.2  # EDM §5
+  c.diffusion_model.p_std = 1.2
   c.optim.name = "adam"
   c.optim.lr = 1e-3
   c.optim.warmup_steps = 19_531  # 10 Mimg / 512
@@ -93,7 +93,7 @@ def set_class_conditional_vp(c):
   c.process = "vp"
   c.model.num_classes = 10  # CIFAR-10 labels; label 10 is the null class
   c.model.embedding = "positional"  # DDPM++ / EDM-VP: c_noise = t ∈ [0, 999]
-  c.cfg.label_dropout = 0.1
+  c.diffusion_model.label_dropout = 0.1
   c.data.random_flip = True
   c.train.ema_rampup_ratio = 0.0
   c.sample.ode_steps = 50  # DDIM, 50 steps (LCM's teacher schedule)

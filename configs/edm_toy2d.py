@@ -78,8 +78,8 @@ def get_config(arg=None):
   c = toy2d.get_config()  # same data; the MLP below (:cond, :context: the same)
   c.train.ema_decay = 0.995  # the teacher-based toys' figures (docs/methods.md) used it
   c.method = "diffusion"
-  c.loss.p_mean = -1.2  # EDM §5: ln σ ~ N(−1.2, 1.2²)
-  c.loss.p_std = 1.2
+  c.diffusion_model.p_mean = -1.2  # EDM §5: ln σ ~ N(−1.2, 1.2²)
+  c.diffusion_model.p_std = 1.2
   c.optim.name = "adam"  # EDM: Adam (0.9, 0.999), eps 1e-8
   c.optim.lr = 1e-3
   c.train.num_steps = 4000
@@ -89,7 +89,7 @@ def get_config(arg=None):
   if arg.cond or arg.context:
     (set_context_conditional_toy if arg.context else
      set_class_conditional_toy)(c)
-    c.cfg.label_dropout = 0.1  # CFG training (LCM teacher)
+    c.diffusion_model.label_dropout = 0.1  # CFG training (LCM teacher)
     c.sample.ode_steps = 50  # DDIM, 50 steps (LCM's teacher schedule)
   else:
     set_teacher_mlp(c)

@@ -32,7 +32,8 @@ def get_config(arg=None):
   base.set_ddpmpp(c, dropout=0.13)
   set_trigflow(c)
   c.method = "diffusion"
-  c.loss.p_mean, c.loss.p_std = -1.2, 1.2  # EDM §5, as ln(σ_d·tan t)
+  # EDM §5, as ln(σ_d·tan t)
+  c.diffusion_model.p_mean, c.diffusion_model.p_std = -1.2, 1.2
   c.optim.name = "adam"
   c.optim.lr = 1e-3
   c.optim.warmup_steps = 19_531  # 10 Mimg / 512

@@ -13,9 +13,10 @@ import pytest
 
 from cm_jax import methods, nn
 from configs import (ae_cifar10, ae_digits, base, cd_cifar10, cd_digits,
-                     cd_toy2d, ct_cifar10, edm_cifar10, edm_digits, edm_toy2d,
-                     ict_cifar10, lcd_cifar10, lcd_digits, quickstart,
-                     scd_digits, scd_toy2d, toy2d)
+                     cd_toy2d, ct_cifar10, ect_cifar10, edm_cifar10,
+                     edm_digits, edm_toy2d, ict_cifar10, lcd_cifar10,
+                     lcd_digits, quickstart, scd_digits, scd_toy2d,
+                     sct_cifar10, toy2d)
 
 
 def _num_params(model_config, shape=(32, 32, 3)):
@@ -65,7 +66,8 @@ def test_ct_cifar10_is_the_paper_recipe():
 
 def test_edm_cifar10_is_the_teacher_recipe():
   c = edm_cifar10.get_config()
-  assert c.method == "diffusion" and (c.loss.p_mean, c.loss.p_std) == (-1.2, 1.2)
+  assert c.method == "diffusion"
+  assert (c.diffusion_model.p_mean, c.diffusion_model.p_std) == (-1.2, 1.2)
   assert (c.optim.name, c.optim.lr, c.optim.warmup_steps) == ("adam", 1e-3, 19_531)
   assert (c.train.batch_size, c.train.num_steps) == (512, 400_000)
   assert c.model.dropout == 0.13
@@ -254,3 +256,27 @@ def test_combined_arguments_are_the_old_variants():
   lcd = lcd_cifar10.get_config("pixel,smoke")
   assert lcd.data.source == "npz" and lcd.model.num_classes == 10
   assert lcd.teacher.workdir == "" and lcd.train.num_steps == 20
+
+
+@pytest.mark.parametrize("module,group", [(ect_cifar10, "ect"),
+                                          (sct_cifar10, "scm"),
+                                          (scd_toy2d, "scm"),
+                                          (edm_cifar10, "diffusion_model")])
+def test_each_method_reads_its_own_time_law(module, group):
+  """ECT's t, sCM's τ and the diffusion model's σ laws are their groups'
+  p_mean, p_std (the papers' values); loss.p_mean/p_std are iCT's alone, and
+  changing them for another method is refused in one line naming the group."""
+  c = module.get_config()
+  paper = {"ect": (-1.1, 2.0), "scm": (-1.0, 1.4),
+           "diffusion_model": (-1.2, 1.2)}[group]
+  assert (c[group].p_mean, c[group].p_std) == paper
+  shape = (2,) if c.data.source == "toy2d" else (32, 32, 3)
+  objective = methods.make_objective(c, shape)
+  assert (objective.p_mean, objective.p_std) == paper
+  c[group].p_mean = 0.3
+  assert methods.make_objective(c, shape).p_mean == 0.3
+  c.loss.p_mean = -1.2
+  with pytest.raises(ValueError, match=f"^method={c.method} draws its times "
+                     f"from {group}.p_mean/p_std; .*set --config.{group}."
+                     f"p_mean=... and --config.{group}.p_std=... instead.$"):
+    methods.make_objective(c, shape)

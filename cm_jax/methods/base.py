@@ -45,7 +45,8 @@ class Needs:
     student_may_add: model fields the student may add over the teacher's
       network, parameters that start as no-ops (LCD: LCM's w embedding).
     same_process_as_teacher: the teacher must share the noise process.
-    label_dropout: train with ``cfg.label_dropout`` (a CFG diffusion teacher).
+    label_dropout: train with ``diffusion_model.label_dropout`` (a CFG
+      diffusion teacher).
     guidance_input: the network may take LCM's guidance scale w as an input
       (``model.w_embedding``).
     sampler: one of ``SAMPLER_KINDS``: consistency (CM Alg. 1, LCM Alg. 3),
@@ -173,6 +174,24 @@ def make_weighting(config):
   return schedules.weighting(
       registry.lookup(schedules.WEIGHTINGS, config.loss.weighting,
                       "loss.weighting"), config.diffusion.sigma_data)
+
+
+# iCT's P_mean, P_std of the lognormal p(i) (iCT §3.5): loss.p_mean/p_std.
+ICT_LOGNORMAL = (-1.1, 2.0)
+
+
+def own_lognormal(config, group):
+  """(P_mean, P_std) of the lognormal time law in ``config[group]``, the
+  method's own; a one-line error if loss.p_mean/p_std (iCT's index law,
+  which this method does not read) were changed instead."""
+  loss = (config.loss.p_mean, config.loss.p_std)
+  if tuple(loss) != ICT_LOGNORMAL:
+    raise ValueError(
+        f"method={config.method} draws its times from {group}.p_mean/p_std;"
+        f" loss.p_mean/p_std={list(loss)} are iCT's index law, which it does "
+        f"not read: set --config.{group}.p_mean=... and --config.{group}."
+        f"p_std=... instead.")
+  return float(config[group].p_mean), float(config[group].p_std)
 
 
 def check_ve(config):

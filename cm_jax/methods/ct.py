@@ -3,7 +3,9 @@
 The grid, curriculum N(k), target EMA μ(k), metric d and weighting λ are the
 ``curriculum``, ``target`` and ``loss`` groups every consistency method
 shares (``base.consistency_parts``); iCT's index law is lognormal
-(``loss.index_sampling``, ``loss.p_mean``, ``loss.p_std``).
+(``loss.index_sampling``, ``loss.p_mean``, ``loss.p_std``: these two are
+iCT's alone; the continuous-time methods and the diffusion model draw their
+times from their own groups' ``p_mean``, ``p_std``).
 """
 
 import dataclasses

@@ -8,14 +8,20 @@ import jax.numpy as jnp
 import ml_collections
 
 from cm_jax import losses, processes
-from cm_jax.methods.base import Needs
+from cm_jax.methods.base import Needs, own_lognormal
 
-GROUP = "cfg"  # config.cfg
+GROUP = "diffusion_model"  # config.diffusion_model (config.diffusion: σ's)
 
 
 def config():
-  """config.cfg: classifier-free guidance of a conditional teacher."""
+  """config.diffusion_model: the time law of the diffusion loss and the
+  label dropout of a conditional one (for classifier-free guidance)."""
   c = ml_collections.ConfigDict()
+  # ln σ ~ N(p_mean, p_std²) (EDM §5: −1.2, 1.2); on TrigFlow of
+  # σ = σ_d·tan t (sCM's teacher: EDM's settings); DDPM's ε-loss draws its
+  # steps uniformly.
+  c.p_mean = -1.2
+  c.p_std = 1.2
   # A conditional teacher: p(label → null, context → 0), for CFG.
   c.label_dropout = 0.1
   return c
@@ -36,9 +42,9 @@ class DenoisingScoreMatching:
 
   @classmethod
   def from_config(cls, config, process):
-    """ln σ (or tan t·σ_d) ~ N(loss.p_mean, loss.p_std²)."""
-    return cls(p_mean=config.loss.p_mean, p_std=config.loss.p_std,
-               diffusion=process)
+    """ln σ (TrigFlow: of σ_d·tan t) ~ N(diffusion_model.p_mean, p_std²)."""
+    p_mean, p_std = own_lognormal(config, GROUP)
+    return cls(p_mean=p_mean, p_std=p_std, diffusion=process)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del target, step, teacher
@@ -79,9 +85,9 @@ class TrigFlowDiffusion:
 
   @classmethod
   def from_config(cls, config, process):
-    """ln σ (or tan t·σ_d) ~ N(loss.p_mean, loss.p_std²)."""
-    return cls(p_mean=config.loss.p_mean, p_std=config.loss.p_std,
-               diffusion=process)
+    """ln σ (TrigFlow: of σ_d·tan t) ~ N(diffusion_model.p_mean, p_std²)."""
+    p_mean, p_std = own_lognormal(config, GROUP)
+    return cls(p_mean=p_mean, p_std=p_std, diffusion=process)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del target, step, teacher

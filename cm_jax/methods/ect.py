@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from cm_jax import losses, parametrization, processes
-from cm_jax.methods.base import Needs, check_ve, make_metric, make_weighting
+from cm_jax.methods.base import (Needs, check_ve, make_metric, make_weighting,
+                                 own_lognormal)
 
 
 GROUP = "ect"  # config.ect
@@ -19,7 +20,7 @@ def config():
   """config.ect: ECT's mapping r(t) and its stages (locuslab/ect defaults)."""
   c = ml_collections.ConfigDict()
   # r = t·(1 − q^−(s+1)·(1 + k·sigmoid(−b·t))) at stage s (locuslab/ect: q 2,
-  # k 8, b 1); t ~ lognormal(loss.p_mean, loss.p_std), as iCT.
+  # k 8, b 1).
   c.q = 2.0
   c.k = 8.0
   c.b = 1.0
@@ -28,6 +29,9 @@ def config():
   # f's σ_min shift (CM eq. 5) also in training; ECT's ECMPrecond (False)
   # trains with EDM's plain c_skip, c_out and shifts only at evaluation.
   c.train_shift = False
+  # ln t ~ N(p_mean, p_std²), unclipped (locuslab/ect ct_train.py: −1.1, 2.0).
+  c.p_mean = -1.1
+  c.p_std = 2.0
   return c
 
 
@@ -48,7 +52,7 @@ def configure(c, stage_steps):
   c.diffusion.sigma_min = 0.003  # ECMPrecond's sigma_min (evaluation)
   c.loss.metric = "l2_norm"
   c.loss.weighting = "ict"  # 1/(t − r); snrpk is the imgnet branch's
-  c.loss.p_mean, c.loss.p_std = -1.1, 2.0
+  c.ect.p_mean, c.ect.p_std = -1.1, 2.0
   c.target.ema, c.target.mu = "fixed", 0.0
 
 
@@ -92,8 +96,7 @@ class EasyConsistencyTraining:
                        "--config.ect.stage_steps=...")
     return cls(q=float(ect.q), k=float(ect.k), b=float(ect.b),
                stage_steps=int(ect.stage_steps),
-               p_mean=float(config.loss.p_mean),
-               p_std=float(config.loss.p_std),
+               **dict(zip(("p_mean", "p_std"), own_lognormal(config, "ect"))),
                metric=make_metric(config.loss, example_shape),
                weighting=make_weighting(config),
                train_shift=bool(ect.train_shift),

@@ -12,13 +12,13 @@ import jax.numpy as jnp
 import ml_collections
 
 from cm_jax import losses, processes, registry
-from cm_jax.methods.base import Needs
+from cm_jax.methods.base import Needs, own_lognormal
 
 GROUP = "scm"  # config.scm
 
 
 def config():
-  """config.scm: sct, scd (sCM Alg. 1); t ~ loss.p_mean/p_std."""
+  """config.scm: sct, scd (sCM Alg. 1)."""
   c = ml_collections.ConfigDict()
   c.tangent_c = 0.1  # Tangent normalisation g/(‖g‖ + c); ≤ 0 = off.
   # ‖g‖ of that normalisation: l2 (over all D elements, as sCM §4.2 and
@@ -32,6 +32,9 @@ def config():
   c.guidance_max = 1.0
   c.warmup_steps = 10_000  # Tangent warm-up r = min(1, k/H); 0 = off.
   c.prior_weighting = True  # w(t) = 1/(σ_d·tan t) on the loss.
+  # ln(σ_d·tan t) ~ N(p_mean, p_std²) (sCM App. G, CIFAR-10: −1.0, 1.4).
+  c.p_mean = -1.0
+  c.p_std = 1.4
   return c
 
 
@@ -48,7 +51,7 @@ def configure(c):
   c.scm.tangent_c = 0.1
   c.scm.warmup_steps = 10_000
   c.scm.prior_weighting = True
-  c.loss.p_mean, c.loss.p_std = -1.0, 1.4
+  c.scm.p_mean, c.scm.p_std = -1.0, 1.4
   c.target.ema, c.target.mu = "fixed", 0.0  # θ⁻ = stopgrad θ
   c.sample.ts = (1.1,)  # sCM's 2-step intermediate t
 
@@ -194,8 +197,8 @@ def scm_parts(config):
                      "(0 = no tangent warm-up).")
   registry.lookup({n: n for n in losses.TANGENT_NORMS}, scm.tangent_norm,
                   "scm.tangent_norm")
-  return dict(p_mean=float(config.loss.p_mean),
-              p_std=float(config.loss.p_std),
+  p_mean, p_std = own_lognormal(config, "scm")
+  return dict(p_mean=p_mean, p_std=p_std,
               tangent_c=float(scm.tangent_c),
               tangent_norm=str(scm.tangent_norm),
               warmup_steps=int(scm.warmup_steps),
