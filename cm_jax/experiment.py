@@ -44,6 +44,7 @@ class Experiment:
                                                self.source.example_shape)
     self.needs = self.objective.needs
     validate.check_needs(config, self.needs, self.model)
+    teacher.run_workdir(config, self.needs)  # the run field it reads: early
     self.tx = optim.make_optimizer(config.optim)
 
   # -------------------------------------------------------------- state ----

@@ -245,6 +245,7 @@ def test_the_start_is_init_workdir_and_the_teacher_teacher_workdir(tmp_path):
   with pytest.raises(ValueError, match=r"^method=ect reads no teacher.workdir"
                      r" .*; set --config.init.workdir=\S+/diffusion instead.$"):
     train_mode.train(ect, str(tmp_path / "ect_bad"), mesh)
+  assert not os.path.exists(tmp_path / "ect_bad")  # refused before writing
   ect.teacher.workdir, ect.init.workdir = "", run
   assert int(train_mode.train(ect, str(tmp_path / "ect"), mesh).step) == 2
   ect.model.hidden = 16  # θ starts from that run's weights: same network
