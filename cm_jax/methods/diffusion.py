@@ -31,20 +31,24 @@ def config():
 TEACHER_NEEDS = Needs(label_dropout=True, sampler="diffusion")
 
 
+class _LognormalTimes:
+  """``from_config`` of the losses that draw ln σ (TrigFlow: of σ_d·tan t)
+  ~ N(diffusion_model.p_mean, p_std²)."""
+
+  @classmethod
+  def from_config(cls, config, process):
+    p_mean, p_std = own_lognormal(config, GROUP)
+    return cls(p_mean=p_mean, p_std=p_std, diffusion=process)
+
+
 @dataclasses.dataclass(frozen=True)
-class DenoisingScoreMatching:
+class DenoisingScoreMatching(_LognormalTimes):
   """The EDM teacher (EDM eq. 8, lognormal σ)."""
 
   needs = TEACHER_NEEDS
   p_mean: float
   p_std: float
   diffusion: processes.VE
-
-  @classmethod
-  def from_config(cls, config, process):
-    """ln σ (TrigFlow: of σ_d·tan t) ~ N(diffusion_model.p_mean, p_std²)."""
-    p_mean, p_std = own_lognormal(config, GROUP)
-    return cls(p_mean=p_mean, p_std=p_std, diffusion=process)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del target, step, teacher
@@ -74,7 +78,7 @@ class NoisePrediction:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrigFlowDiffusion:
+class TrigFlowDiffusion(_LognormalTimes):
   """The TrigFlow diffusion teacher (``losses.trigflow_diffusion_loss``):
   method=diffusion with process=trigflow."""
 
@@ -82,12 +86,6 @@ class TrigFlowDiffusion:
   p_mean: float
   p_std: float
   diffusion: processes.TrigFlow
-
-  @classmethod
-  def from_config(cls, config, process):
-    """ln σ (TrigFlow: of σ_d·tan t) ~ N(diffusion_model.p_mean, p_std²)."""
-    p_mean, p_std = own_lognormal(config, GROUP)
-    return cls(p_mean=p_mean, p_std=p_std, diffusion=process)
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del target, step, teacher
