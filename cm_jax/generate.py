@@ -1,12 +1,13 @@
-"""Sampling from a trained consistency model (one step, CM Alg. 1, LCM Alg. 3)
-or from a diffusion teacher (EDM's Heun or DDIM), with class labels, context
-vectors and classifier-free guidance.
+"""Sampling from a trained consistency model (one step, CM Alg. 1, LCM Alg. 3),
+a flow map (MeanFlow's jumps) or a diffusion teacher (EDM's Heun, DDIM,
+flow matching's Euler), with class labels, context vectors and
+classifier-free guidance.
 
 ``SAMPLERS`` is the one table of samplers, selected by name
 (``sample.sampler``; "" = the default for the objective's kind of sampler and
 the process, the process's ``samplers``). ``consistency_function`` is the one
 builder of f(x, t) from trained parameters, shared by sampling, editing and
-the τ search.
+the τ search; ``flow_map_function`` builds a flow map's jump φ(z, r, t).
 """
 
 import dataclasses
@@ -146,12 +147,23 @@ def guided_denoiser(model, process, params, labels=None, w=None,
       denoiser, process.denoiser(nn.network(model, params)), w)
 
 
+def flow_map_function(model, process, params, labels=None, w=None,
+                      context=None):
+  """φ(z, r, t) = z − (t − r)·u(z, r, t) of a trained flow map (the
+  linear process's ``flow_map``), conditioned as ``consistency_function``."""
+  net = functools.partial(
+      nn.network(model, params, nn.Condition(labels=labels, context=context)),
+      w=w)
+  return process.flow_map(net)
+
+
 @dataclasses.dataclass(frozen=True)
 class Sampler:
   """One entry of ``SAMPLERS``: ``run(g, key, shape, times, process,
-  config)`` with g the consistency function (``uses`` = "consistency") or
-  the denoiser ("denoiser"); ``times`` descending (the intermediate τs of a
-  consistency sampler, the σ or DDPM-step grid of an ODE sampler)."""
+  config)`` with g the consistency function (``uses`` = "consistency"), a
+  flow map's jump φ(z, r, t) ("flow_map") or the denoiser ("denoiser");
+  ``times`` descending (the intermediate τs of a consistency or flow-map
+  sampler, the σ, DDPM-step or t grid of an ODE sampler)."""
 
   uses: str
   run: Callable
@@ -176,13 +188,30 @@ SAMPLERS = {
     # DDIM (η = 0) along DDPM steps.
     "ddim": Sampler("denoiser", lambda d, key, shape, ts, p, c:
                     samplers.ddim_sample(d, key, shape, ts, process=p)),
+    # MeanFlow eq. 12: jumps z_r = z_t − (t − r)·u(z_t, r, t) from t = 1.
+    "flow_map": Sampler("flow_map", lambda phi, key, shape, ts, p, c:
+                        samplers.flow_map_sample(phi, key, shape, ts,
+                                                 process=p)),
+    # Flow matching: Euler steps of dz/dt = v over sample.ode_steps times.
+    "flow_euler": Sampler("denoiser", lambda d, key, shape, ts, p, c:
+                          samplers.flow_euler_sample(d, key, shape, ts,
+                                                     process=p)),
 }
+
+# How each kind of sampler gets its g from trained parameters.
+BUILDERS = {"consistency": consistency_function,
+            "flow_map": flow_map_function, "denoiser": guided_denoiser}
 
 def sampler_name(sample_config, process, kind, steps):
   """``sample.sampler``, or the ``process``'s default for the objective's
   ``kind`` of sampler and ``steps`` (its ``samplers``: one step, several)."""
   if sample_config.sampler:
     return sample_config.sampler
+  if kind not in process.samplers:
+    raise ValueError(f"This process has no {kind} sampler (it has "
+                     f"{', '.join(process.samplers)}); a {kind} model runs "
+                     "on another process (flow maps: --config.process="
+                     "linear).")
   one, several = process.samplers[kind]
   return one if steps == 1 else several
 
@@ -204,8 +233,7 @@ def make_sampler(model, process, batch_shape, name, config):
   → samples [batch_shape] by the sampler ``name`` of ``SAMPLERS``; ``keys``
   holds one key per sample (``cm_jax.keys.per_example``)."""
   sampler = registry.lookup(SAMPLERS, name, "sample.sampler")
-  build = (consistency_function if sampler.uses == "consistency" else
-           guided_denoiser)
+  build = BUILDERS[sampler.uses]
 
   def run(params, keys_, times, labels, w=None, context=None):
     g = build(model, process, params, labels, w, context)

@@ -325,6 +325,130 @@ def continuous_consistency_loss(online, target, x0, key, *, velocity=None,
           - log_w)
 
 
+def logit_normal_time(key, batch_size, *, p_mean=-0.4, p_std=1.0):
+  """t = sigmoid(n), n ~ N(P_mean, P_std²): the logit-normal time of flow
+  matching (Esser et al. 2024, SD3) and MeanFlow (§4.3). [B] in (0, 1)."""
+  return jax.nn.sigmoid(p_mean + p_std * jax.random.normal(key,
+                                                           (batch_size,)))
+
+
+def flow_matching_loss(velocity, x0, key, *, p_mean=-0.4, p_std=1.0):
+  """Conditional flow matching (Lipman et al. 2023; MeanFlow eq. 2), per
+  example: ‖v_θ(z_t, t) − (ε − x0)‖², z_t = (1 − t)·x0 + t·ε, ε ~ N(0, I),
+  t = ``logit_normal_time``. ``velocity(z, t)`` → v_θ."""
+  t_key, e_key = jax.random.split(key)
+  t = logit_normal_time(t_key, x0.shape[0], p_mean=p_mean, p_std=p_std)
+  e = jax.random.normal(e_key, x0.shape)
+  z_t = expand_to(1.0 - t, x0) * x0 + expand_to(t, x0) * e
+  return l2(velocity(z_t, t), e - x0)
+
+
+def meanflow_times(key, batch_size, *, p_mean=-0.4, p_std=1.0,
+                   r_neq_t=0.25):
+  """MeanFlow's (t, r) sampler (§4.3; Gsunshine/meanflow ``sample_tr``):
+  two logit-normal draws, t the larger and r the smaller; examples
+  i < ⌊B·(1 − ``r_neq_t``)⌋ get r = t (flow matching at t; the official
+  ``data_proportion`` = 1 − r_neq_t), the rest keep r ≤ t. Returns (t, r),
+  each [B]."""
+  t_key, r_key = jax.random.split(key)
+  a = logit_normal_time(t_key, batch_size, p_mean=p_mean, p_std=p_std)
+  b = logit_normal_time(r_key, batch_size, p_mean=p_mean, p_std=p_std)
+  t, r = jnp.maximum(a, b), jnp.minimum(a, b)
+  equal = jnp.arange(batch_size) < int(batch_size * (1.0 - r_neq_t))
+  return t, jnp.where(equal, t, r)
+
+
+def adaptive_weight(sq_error, *, p=1.0, c=0.01):
+  """MeanFlow's adaptive loss weight (§4.3, after iCT's pseudo-Huber): the
+  squared error ‖Δ‖² [B] times sg(w), w = 1/(‖Δ‖² + c)^p; p = 0 is the
+  plain ℓ2 loss, p = 0.5 is close to the pseudo-Huber."""
+  return sq_error / jax.lax.stop_gradient((sq_error + c) ** p)
+
+
+def meanflow_loss(u, x0, key, *, times, velocity=None, p=1.0, c=0.01):
+  """MeanFlow's objective (Alg. 1, eq. 9–10), per example:
+
+    u_tgt = v − (t − r)·(v·∂_z u_θ + ∂_t u_θ),
+    loss = ‖u_θ(z_t, r, t) − sg(u_tgt)‖² · sg(1/(‖Δ‖² + c)^p),
+
+  z_t = (1 − t)·x0 + t·ε, ε ~ N(0, I), v = ε − x0 (``velocity`` None) or
+  ``velocity(z_t, t, v)`` (classifier-free guidance folded into the target,
+  MeanFlow eq. 15–16); du/dt = v·∂_z u + ∂_t u (eq. 8), the total derivative
+  along the flow, from one ``jax.jvp`` of (z, r, t) ↦ u_θ(z, r, t) with
+  tangents (v, 0, 1). ``u(z, r, t)`` is θ's average velocity; ``times(key,
+  B)`` → (t, r) (``meanflow_times``)."""
+  t_key, e_key = jax.random.split(key)
+  t, r = times(t_key, x0.shape[0])
+  e = jax.random.normal(e_key, x0.shape)
+  z_t = expand_to(1.0 - t, x0) * x0 + expand_to(t, x0) * e
+  v = e - x0
+  if velocity is not None:
+    v = velocity(z_t, t, v)
+  v = jax.lax.stop_gradient(v)
+  u_theta, du_dt = jax.jvp(u, (z_t, r, t),
+                           (v, jnp.zeros_like(r), jnp.ones_like(t)))
+  u_tgt = jax.lax.stop_gradient(v - expand_to(t - r, x0) * du_dt)
+  return adaptive_weight(l2(u_theta, u_tgt), p=p, c=c)
+
+
+def shortcut_times(key, batch_size, *, denoise_steps=128,
+                   bootstrap_every=8):
+  """Shortcut models' times (Frans et al. 2025, §3; kvfrans/shortcut-models
+  ``targets_shortcut.py``), on the linear process, t = 1 at the noise.
+
+  The first B_b = B // ``bootstrap_every`` examples are self-consistency
+  examples: their step 2d = 2^−k on the dyadic grid k = log₂M − 1, …, 0
+  (M = ``denoise_steps``), B_b // log₂M examples each and the rest at
+  k = 0, and t a multiple of 2d in (0, 1] (uniform), so r = t − 2d ≥ 0.
+  The others are flow-matching examples (d = 0, r = t), t = 1 − j/M with
+  j ~ U{0, …, M − 1}. Returns (t, r, 2d), each [B] (2d = 0 where r = t)."""
+  boot = batch_size // bootstrap_every
+  levels = int(round(math.log2(denoise_steps)))
+  k = jnp.repeat(levels - 1 - jnp.arange(levels), boot // levels)
+  k = jnp.concatenate([k, jnp.zeros(boot - k.shape[0], k.dtype)])
+  step = 2.0 ** -k.astype(jnp.float32)  # 2d
+  b_key, f_key = jax.random.split(key)
+  j = jax.random.randint(b_key, (boot,), 0, 2 ** k)
+  t_boot = 1.0 - j * step
+  j = jax.random.randint(f_key, (batch_size - boot,), 0, denoise_steps)
+  t_flow = 1.0 - j / denoise_steps
+  t = jnp.concatenate([t_boot, t_flow])
+  step = jnp.concatenate([step, jnp.zeros_like(t_flow)])
+  return t, t - step, step
+
+
+def shortcut_loss(online, target, x0, key, *, denoise_steps=128,
+                  bootstrap_every=8, clip=4.0):
+  """Shortcut models' objective (Frans et al. 2025, eq. 5), per example,
+  in the flow-map form u(z, r, t) (a jump z_r = z_t − (t − r)·u; the
+  paper's s(x_t, t, d) is −u(z, t − d, t) in its time, which runs from
+  noise at 0 to data at 1):
+
+    self-consistency: u_θ(z_t, t − 2d, t) → sg(½·u_1 + ½·u_2),
+      u_1 = u⁻(z_t, t − d, t), u_2 = u⁻(z_t − d·u_1, t − 2d, t − d);
+    flow matching (d = 0): u_θ(z_t, t, t) → ε − x0;
+
+  ``target`` u⁻ gives the self-consistency targets (the official code's
+  EMA parameters, ``bootstrap_ema``), clipped to ±``clip`` as z_t − d·u_1 is
+  (the official clip 4); (t, r, 2d) from ``shortcut_times``. The squared
+  error is averaged over an example's elements (the official MSE)."""
+  t_key, e_key = jax.random.split(key)
+  t, r, step = shortcut_times(t_key, x0.shape[0],
+                              denoise_steps=denoise_steps,
+                              bootstrap_every=bootstrap_every)
+  boot = x0.shape[0] // bootstrap_every
+  e = jax.random.normal(e_key, x0.shape)
+  z_t = expand_to(1.0 - t, x0) * x0 + expand_to(t, x0) * e
+  zb, tb, half = z_t[:boot], t[:boot], step[:boot] / 2
+  u_1 = target(zb, tb - half, tb)
+  z_mid = jnp.clip(zb - expand_to(half, zb) * u_1, -clip, clip)
+  u_2 = target(z_mid, tb - 2 * half, tb - half)
+  u_boot = jnp.clip((u_1 + u_2) / 2, -clip, clip)
+  u_tgt = jax.lax.stop_gradient(
+      jnp.concatenate([u_boot, (e - x0)[boot:]]))
+  return l2(online(z_t, r, t), u_tgt, reduction="mean")
+
+
 def _all_starts(key, batch_size, ts, skip, num_scales):
   """LCM Alg. 1: n ~ U⟦0, N − 1 − k⟧ (0-based), any of the N − k pairs
   (t_n, t_{n+k}); the indices (n, n + k)."""

@@ -9,16 +9,22 @@
   which is also its diffusion model's x̂0 (F is then the velocity / σ_d).
   ``network="edm"`` reads a VE EDM network as that F (F = −net(x_in,
   ¼·ln(σ_d·tan t)); ``TrigFlow.velocity_net``).
+- ``Linear``: flow matching's linear interpolation (rectified flow), the
+  process of MeanFlow, iMF and shortcut models: z_t = (1 − t)·x0 + t·ε,
+  ε ~ N(0, I), t ∈ [0, 1], velocity v = ε − x0. Its networks are flow maps
+  u(z, r, t) of two times (the average velocity from t to r; MeanFlow eq.
+  3), of which the flow-matching velocity is u(z, t, t).
 - ``VP``: the discrete DDPM variance-preserving process that LCM distils
   (Luo et al. 2023 §4.1): ᾱ_t = ∏_{s ≤ t} (1 − β_s) over t ∈ {0, …, T − 1},
   α(t) = √ᾱ_t, σ(t) = √(1 − ᾱ_t). The network predicts ε (DDPM); the
   consistency function is LCM's f(z, t) = c_skip(t)·z + c_out(t)·x̂0(z, t)
   with x̂0 = (z − σ(t)·ε̂)/α(t), c_skip(0) = 1, c_out(0) = 0 (LCM eq. 9).
 
-All three expose the same interface, so losses, solvers and samplers take "a
+All four expose the same interface, so losses, solvers and samplers take "a
 process" and never branch on its kind, and each also answers what its
 callers ask: ``prediction`` (what its diffusion network is trained to give:
-"x0", EDM's denoiser; "epsilon", DDPM's noise; "velocity", TrigFlow's F),
+"x0", EDM's denoiser; "epsilon", DDPM's noise; "velocity", TrigFlow's F;
+"flow_velocity", flow matching's v = ε − x0),
 ``samplers`` (the default samplers of a consistency and of a diffusion
 model, for one step and for several), ``editable`` (CM Alg. 4's edits
 apply) and ``discrete_time`` (times are integer steps). The interface:
@@ -386,7 +392,134 @@ class TrigFlow:
     return self.consistency_fn(net)
 
 
-CLASSES = {"ve": VE, "vp": VP, "trigflow": TrigFlow}  # config.process → class
+@dataclasses.dataclass(frozen=True)
+class Linear:
+  """Flow matching's linear interpolation (Lipman et al. 2023; Liu et al.
+  2023, rectified flow), the process of MeanFlow (Geng et al. 2025, §3):
+
+    z_t = (1 − t)·x0 + t·ε,  ε ~ N(0, I),  t ∈ [0, 1],
+    v(z_t, t) = dz_t/dt = ε − x0 (conditional velocity; MeanFlow eq. 1).
+
+  In the α(t)·x0 + σ(t)·n form: α = 1 − t, σ = t; EDM's σ is t/(1 − t).
+  No preconditioning: the network sees z_t itself (MeanFlow's and iMF's
+  official code), with its time inputs scaled by ``time_scale``.
+
+  A network here is a flow map, read by ``average_velocity`` as
+    u(z, r, t) = net(z, c_noise = s·t, c_step = s·(t − r)),
+  the average velocity from t to r (MeanFlow eq. 3, conditioned on (t,
+  t − r) as MeanFlow's Table 1c and iMF's code), so one jump is
+    z_r = z_t − (t − r)·u(z_t, r, t)   (MeanFlow eq. 12).
+  u(z, t, t) is the instantaneous velocity v (MeanFlow eq. 4), so a
+  flow-matching network of one time (which ignores c_step) reads the same
+  way: its x̂0 is z − t·v (``denoiser``), its PF-ODE dz/dt = v.
+  """
+
+  sigma_data: float = schedules.SIGMA_DATA
+  time_scale: float = 1.0
+
+  prediction = "flow_velocity"  # v = ε − x0 (flow matching)
+  # MeanFlow samples by jumps z_r = z_t − (t − r)·u (eq. 12); a flow-
+  # matching model by Euler steps of dz/dt = v; a consistency function
+  # f(z, t) = z − t·u(z, 0, t) by LCM Alg. 3's renoising.
+  samplers = {"flow_map": ("flow_map", "flow_map"),
+              "diffusion": ("flow_euler", "flow_euler"),
+              "consistency": ("lcm_multistep", "lcm_multistep")}
+  # CM Alg. 4 would noise as z_t = (1 − t)·y + t·z; flow maps train no
+  # consistency model, so --mode=edit refuses them (modes/edit.py).
+  editable = False
+  discrete_time = False
+
+  @property
+  def t_min(self):
+    return 0.0
+
+  @property
+  def t_max(self):
+    return 1.0
+
+  def alpha(self, t):
+    return 1.0 - jnp.asarray(t, jnp.float32)
+
+  def sigma(self, t):
+    return jnp.asarray(t, jnp.float32)
+
+  def grid(self, n, size=None):
+    """n evenly spaced times over [0, 1], ascending (MeanFlow's and iMF's
+    sampling times), padded to ``size`` with 1; ``n`` may be traced."""
+    size = n if size is None else size
+    i = jnp.arange(size, dtype=jnp.float32)
+    return jnp.minimum(i / (jnp.asarray(n, jnp.float32) - 1.0), 1.0)
+
+  def noise(self, x0, z, t):
+    """z_t = (1 − t)·x0 + t·z."""
+    t = expand_to(jnp.asarray(t, x0.dtype), x0)
+    return (1.0 - t) * x0 + t * z
+
+  @property
+  def prior_std(self):
+    return 1.0
+
+  def prior(self, key, shape):
+    """z_1 = ε ~ N(0, I)."""
+    return keys.normal(key, shape)
+
+  def from_ve_sigma(self, sigma):
+    """t = σ/(1 + σ): z_t/(1 − t) = x0 + (t/(1 − t))·ε, EDM's x at σ."""
+    sigma = jnp.asarray(sigma, jnp.float32)
+    return sigma / (1.0 + sigma)
+
+  def renoise(self, x, t, z):
+    """Multistep consistency sampling: z_t = (1 − t)·x̂0 + t·z."""
+    return self.noise(x, z, t)
+
+  def average_velocity(self, net):
+    """u(z, r, t) = net(z, s·t, c_step=s·(t − r)), t and r [B] or scalars."""
+
+    def u(z, r, t):
+      t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), z.shape[:1])
+      r = jnp.broadcast_to(jnp.asarray(r, jnp.float32), z.shape[:1])
+      return net(z, self.time_scale * t, c_step=self.time_scale * (t - r))
+
+    return u
+
+  def flow_map(self, net):
+    """φ(z, r, t) = z − (t − r)·u(z, r, t), the jump from t to r
+    (MeanFlow eq. 12)."""
+    u = self.average_velocity(net)
+
+    def phi(z, r, t):
+      t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), z.shape[:1])
+      r = jnp.broadcast_to(jnp.asarray(r, jnp.float32), z.shape[:1])
+      return z - expand_to(t - r, z) * u(z, r, t)
+
+    return phi
+
+  def velocity(self, net):
+    """v(z, t) = u(z, t, t) (MeanFlow eq. 4: the average velocity over an
+    empty interval is the instantaneous one)."""
+    u = self.average_velocity(net)
+    return lambda z, t: u(z, t, t)
+
+  def consistency_fn(self, net):
+    """f(z, t) = φ(z, 0, t) = z − t·u(z, 0, t): one jump to the data end,
+    f(z, 0) = z exactly."""
+    phi = self.flow_map(net)
+    return lambda z, t: phi(z, 0.0, t)
+
+  def denoiser(self, net):
+    """x̂0(z, t) = z − t·v(z, t) (z_t − t·(ε − x0) = x0 for the true v's
+    conditional mean)."""
+    v = self.velocity(net)
+
+    def x0_hat(z, t):
+      t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), z.shape[:1])
+      return z - expand_to(t, z) * v(z, t)
+
+    return x0_hat
+
+
+# config.process → class
+CLASSES = {"ve": VE, "vp": VP, "trigflow": TrigFlow, "linear": Linear}
 PROCESSES = {
     "ve": lambda config: VE(**config.diffusion),
     "trigflow": lambda config: TrigFlow(time_scale=config.trigflow.time_scale,
@@ -394,6 +527,8 @@ PROCESSES = {
                                         **config.diffusion),
     "vp": lambda config: VP(sigma_data=config.diffusion.sigma_data,
                             **config.vp),
+    "linear": lambda config: Linear(sigma_data=config.diffusion.sigma_data,
+                                    **config.linear),
 }
 
 
@@ -401,12 +536,14 @@ PROCESSES = {
 # the network's reading): a network trained under them means something else
 # under others, so its checkpoints are read only with the same values.
 CONFIG_GROUPS = {"ve": ("diffusion",), "vp": ("vp", "diffusion"),
-                 "trigflow": ("diffusion", "trigflow")}
+                 "trigflow": ("diffusion", "trigflow"),
+                 "linear": ("diffusion", "linear")}
 
 
 def make_process(config):
-  """The process of ``config.process`` (ve | vp | trigflow): VE from
-  ``config.diffusion``, VP from ``config.vp`` (σ_data from
+  """The process of ``config.process`` (ve | vp | trigflow | linear): VE
+  from ``config.diffusion``, VP from ``config.vp`` (σ_data from
   ``config.diffusion``), TrigFlow from both ``config.diffusion`` and
-  ``config.trigflow``."""
+  ``config.trigflow``, Linear from ``config.linear`` (σ_data from
+  ``config.diffusion``)."""
   return registry.lookup(PROCESSES, config.process, "process")(config)

@@ -1,5 +1,6 @@
 """Samplers: consistency one-step and multistep (CM Alg. 1; LCM Alg. 3 for any
-noise process), EDM's ODE sampler, DDIM, and noise interpolation. Each is a
+noise process), EDM's ODE sampler, DDIM, flow maps' jumps (MeanFlow eq. 12),
+flow matching's Euler steps, and noise interpolation. Each is a
 pure function of a callable and a key: one key for the batch, or a key per
 example ([B], ``cm_jax.keys``), so that each sample depends on its own key.
 """
@@ -100,6 +101,40 @@ def ode_sample(denoiser, key, shape, sigmas, *, solver="heun"):
 
   x, _ = jax.lax.scan(step, x, (sigmas[:-1], sigmas[1:]))
   return euler_step(denoiser, x, _const_t(sigmas[-1], batch), _const_t(0.0, batch))
+
+
+def flow_map_sample(phi, key, shape, ts, *, process):
+  """Flow-map sampling (MeanFlow eq. 12): z ~ the prior at T, then jumps
+  z ← φ(z, r, t) = z − (t − r)·u(z, r, t) through T > τ_1 > … > t_min;
+  ``ts`` are the τs (empty: one jump, T → t_min). 1 + len(ts) evaluations,
+  no noise added after the first draw."""
+  ts = jnp.asarray(ts, jnp.float32)
+  times = jnp.concatenate([jnp.full((1,), process.t_max, jnp.float32), ts,
+                           jnp.full((1,), process.t_min, jnp.float32)])
+  batch = shape[0]
+
+  def jump(z, pair):
+    t, r = pair
+    return phi(z, _const_t(r, batch), _const_t(t, batch)), None
+
+  z, _ = jax.lax.scan(jump, process.prior(key, shape), (times[:-1], times[1:]))
+  return z
+
+
+def flow_euler_sample(denoiser, key, shape, ts, *, process):
+  """Euler steps of the linear process's PF-ODE dz/dt = v = (z − x̂0)/t
+  along ``ts`` (descending, from 1 to 0): z ← z + (t' − t)·v(z, t), from
+  z_1 ~ N(0, I); len(ts) − 1 evaluations of x̂0 (flow matching's sampler)."""
+  ts = jnp.asarray(ts, jnp.float32)
+  batch = shape[0]
+
+  def step(z, pair):
+    t, t_next = pair
+    v = (z - denoiser(z, _const_t(t, batch))) / t
+    return z + (t_next - t) * v, None
+
+  z, _ = jax.lax.scan(step, process.prior(key, shape), (ts[:-1], ts[1:]))
+  return z
 
 
 def slerp(z0, z1, alpha):

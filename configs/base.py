@@ -121,6 +121,12 @@ def _model():
   # sCM: a head for the adaptive weighting w_φ(t) (its parameters train and
   # are checkpointed with the network's; sCM §4.2).
   g.adaptive_weight = False
+  # Flow maps (MeanFlow, iMF, shortcut): a second time input, t − r, embedded
+  # as the first and added (process=linear).
+  g.two_time = False
+  # Noise embedding width ch·this (EDM's channel_mult_noise); None: 2 for
+  # fourier (NCSN++), 1 for positional (DDPM++).
+  g.channel_mult_noise = ml_collections.config_dict.placeholder(int)
   g.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
   g.residual_input = True  # NCSN++ progressive_input = "residual".
   g.skip_rescale = True  # Residual sums scaled by 1/√2.
@@ -149,6 +155,15 @@ def _trigflow():
   # Table 1: F = −net(x_in, ¼·ln(σ_d·tan t)); sCD/sCT from a process=ve
   # method=diffusion run, e.g. the teacher of CD).
   g.network = "trigflow"
+  return g
+
+
+def _linear():
+  """config.linear: flow matching's linear process (process=linear)."""
+  g = ml_collections.ConfigDict()
+  # The network's time inputs: c_noise = this·t, c_step = this·(t − r)
+  # (MeanFlow's and iMF's DiT: t itself).
+  g.time_scale = 1.0
   return g
 
 
@@ -349,9 +364,12 @@ def get_base_config():
   # (override that one), so the data source reads it from config.data.
   c.data.sigma_data = c.diffusion.get_ref("sigma_data")
   # ve: EDM's x0 + t·z (CM, iCT); vp: LCM's DDPM α(t)·x0 + σ(t)·z, ε-prediction;
-  # trigflow: sCM's cos t·x0 + sin t·z, z ~ N(0, σ_d²I), t ∈ [0, arctan(σ_max/σ_d)].
+  # trigflow: sCM's cos t·x0 + sin t·z, z ~ N(0, σ_d²I), t ∈ [0, arctan(σ_max/σ_d)];
+  # linear: flow matching's (1 − t)·x0 + t·ε, ε ~ N(0, I), t ∈ [0, 1]
+  # (MeanFlow, iMF, shortcut models).
   c.process = "ve"
   c.trigflow = _trigflow()
+  c.linear = _linear()
   c.vp = _vp()
   # The methods' own settings (lcm, ect, scm, diffusion_model), declared and
   # defaulted in their modules (cm_jax/methods/), present in every config so
@@ -384,6 +402,7 @@ def set_mlp(c):
   c.model.w_embedding = False  # LCM: the guidance scale w as an input.
   c.model.context_dim = 0  # D > 0: the batch's "context" [B, D] as an input.
   c.model.adaptive_weight = False  # sCM: a head for w_φ(t) (as the UNet's).
+  c.model.two_time = False  # Flow maps: t − r as a second time input.
   # Output width; None = the input's.
   c.model.out_dim = ml_collections.config_dict.placeholder(int)
 

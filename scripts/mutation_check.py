@@ -10,8 +10,9 @@ still passes: then no test checks that term, and the check exits with 1.
 It prints one line per mutation and a summary; the unmutated copy must
 pass the same tests first, or nothing is reported.
 
-The mutations cover the losses of CM (CD, CT), iCT, EDM, LCM, ECT and sCM
-(`cm_jax/losses.py`), their weightings, grids and schedules
+The mutations cover the losses of CM (CD, CT), iCT, EDM, LCM, ECT, sCM
+and MeanFlow with its linear process (`cm_jax/losses.py`,
+`cm_jax/processes.py`), their weightings, grids and schedules
 (`cm_jax/schedules.py`), the preconditioning (`cm_jax/parametrization.py`)
 and classifier-free guidance (`cm_jax/solvers.py`). Every `old` text must
 occur exactly once in its file, so the list cannot silently go stale.
@@ -41,6 +42,7 @@ GROUP_TESTS = {
     "ECT": ("tests/test_ect.py", "tests/test_schedules.py"),
     "sCM": ("tests/test_scm.py", "tests/test_ve_teacher.py",
             "tests/test_losses.py"),
+    "MF": ("tests/test_meanflow.py",),
 }
 MATH_TESTS = tuple(sorted(set().union(*GROUP_TESTS.values())))
 DESELECT = ("not class_conditional_toy and not starts_as_the_ve_teacher "
@@ -223,6 +225,43 @@ MUTATIONS = (
     M("sCM", "sCD guidance: w dropped", L,
       "    return v_u + expand_to(w, v_c) * (v_c - v_u)",
       "    return v_u + (v_c - v_u)"),
+    # --- MeanFlow and the linear process ------------------------------------
+    M("MF", "target: (t − r)·du/dt dropped", L,
+      "  u_tgt = jax.lax.stop_gradient(v - expand_to(t - r, x0) * du_dt)",
+      "  u_tgt = jax.lax.stop_gradient(v)"),
+    M("MF", "target: (t − r) doubled", L,
+      "  u_tgt = jax.lax.stop_gradient(v - expand_to(t - r, x0) * du_dt)",
+      "  u_tgt = jax.lax.stop_gradient(v - 2 * expand_to(t - r, x0) * du_dt)"),
+    M("MF", "JVP: ∂_t u dropped (t tangent 0)", L,
+      "                           (v, jnp.zeros_like(r), jnp.ones_like(t)))",
+      "                           (v, jnp.zeros_like(r), jnp.zeros_like(t)))"),
+    M("MF", "JVP: v·∂_z u dropped (z tangent 0)", L,
+      "                           (v, jnp.zeros_like(r), jnp.ones_like(t)))",
+      "                           (0 * v, jnp.zeros_like(r), jnp.ones_like(t)))"),
+    M("MF", "JVP: tangents of r and t swapped", L,
+      "                           (v, jnp.zeros_like(r), jnp.ones_like(t)))",
+      "                           (v, jnp.ones_like(r), jnp.zeros_like(t)))"),
+    M("MF", "adaptive weight: + c dropped", L,
+      "  return sq_error / jax.lax.stop_gradient((sq_error + c) ** p)",
+      "  return sq_error / jax.lax.stop_gradient(sq_error ** p)"),
+    M("MF", "adaptive weight: power p dropped", L,
+      "  return sq_error / jax.lax.stop_gradient((sq_error + c) ** p)",
+      "  return sq_error / jax.lax.stop_gradient(sq_error + c)"),
+    M("MF", "times: r = t for the other share", L,
+      "  equal = jnp.arange(batch_size) < int(batch_size * (1.0 - r_neq_t))",
+      "  equal = jnp.arange(batch_size) < int(batch_size * r_neq_t)"),
+    M("MF", "flow matching: target ε − x0 → ε", L,
+      "  return l2(velocity(z_t, t), e - x0)",
+      "  return l2(velocity(z_t, t), e)"),
+    M("MF", "linear: jump (t − r) dropped", "cm_jax/processes.py",
+      "      return z - expand_to(t - r, z) * u(z, r, t)",
+      "      return z - u(z, r, t)"),
+    M("MF", "linear: second time t instead of t − r", "cm_jax/processes.py",
+      "      return net(z, self.time_scale * t, c_step=self.time_scale * (t - r))",
+      "      return net(z, self.time_scale * t, c_step=self.time_scale * t)"),
+    M("MF", "linear: x̂0 = z − v (t dropped)", "cm_jax/processes.py",
+      "      return z - expand_to(t, z) * v(z, t)",
+      "      return z - v(z, t)"),
 )
 
 

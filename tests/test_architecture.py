@@ -56,7 +56,8 @@ def test_the_loop_and_modes_name_no_method():
       os.path.join(CM_JAX, "teacher.py"), os.path.join(CM_JAX, "generate.py"),
       os.path.join(CM_JAX, "train", "validate.py")]
   names = set(methods.METHODS) - set(methods.base.SAMPLER_KINDS)
-  assert names == {"ct", "cd", "ect", "sct", "scd", "lcd", "lcf", "ae"}
+  assert names == {"ct", "cd", "ect", "sct", "scd", "lcd", "lcf", "ae",
+                   "meanflow", "shortcut"}
   assert "diffusion" in base.get_base_config()  # the σ constants' group
   for path in files:
     named = _string_literals(path) & names
@@ -152,7 +153,8 @@ def test_sampler_table_defaults_and_names():
   assert sampler_name(c, "consistency", 1) == "ddim"
   model = nn.get_model(c.model)
   c.sample.sampler = "nope"
-  with pytest.raises(ValueError, match="sample.sampler.*ddim, lcm_multistep"):
+  with pytest.raises(ValueError, match="sample.sampler.*ddim, flow_euler, "
+                     "flow_map, lcm_multistep"):
     generate.make_sampler(model, None, (4, 2), "nope", c)
 
 

@@ -12,7 +12,8 @@ its name in ``METHODS``, its loss in ``losses.py``, its recipes and tests
 
 from cm_jax import registry
 from cm_jax import checkpoint
-from cm_jax.methods import ae, cd, ct, diffusion, ect, lcm, scm
+from cm_jax.methods import (ae, cd, ct, diffusion, ect, lcm, meanflow, scm,
+                            shortcut)
 from cm_jax.methods.base import Needs
 
 # config.method → a class with ``needs`` and ``from_config(config,
@@ -29,10 +30,13 @@ METHODS = {
     "lcd": lcm.LatentConsistencyDistillation,  # LCM Alg. 1
     "lcf": lcm.LatentConsistencyFinetuning,  # LCM Alg. 4
     "ae": ae.AutoencoderLoss,  # the KL autoencoder of latent models
+    # Flow maps u(z, r, t) on the linear process.
+    "meanflow": meanflow.MeanFlow,  # MeanFlow Alg. 1 (Geng et al. 2025)
+    "shortcut": shortcut.ShortcutModel,  # shortcut models (Frans et al. 2025)
 }
 
 # The method modules with a config group of their own, in config order.
-CONFIG_MODULES = (lcm, ect, scm, diffusion)
+CONFIG_MODULES = (lcm, ect, scm, diffusion, meanflow, shortcut)
 
 
 def config_groups():

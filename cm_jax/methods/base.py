@@ -25,7 +25,7 @@ from cm_jax import losses, processes, registry, schedules
 from cm_jax.nn import lpips
 
 # How a trained model of each objective is sampled (``cm_jax.generate``).
-SAMPLER_KINDS = ("consistency", "diffusion", "reconstruct")
+SAMPLER_KINDS = ("consistency", "diffusion", "flow_map", "reconstruct")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,9 @@ class Needs:
     guidance_input: the network may take LCM's guidance scale w as an input
       (``model.w_embedding``).
     sampler: one of ``SAMPLER_KINDS``: consistency (CM Alg. 1, LCM Alg. 3),
-      diffusion (EDM's ODE sampler or DDIM) or reconstruct (autoencoders).
+      diffusion (EDM's ODE sampler, DDIM, flow matching's Euler), flow_map
+      (jumps z_r = z_t − (t − r)·u, MeanFlow eq. 12) or reconstruct
+      (autoencoders).
     forward_mode: the loss takes JVPs through the network (sCM's tangent);
       otherwise the step traces GroupNorm's fused reverse-only backward
       (``cm_jax.nn.group_norm.fused_backward``).

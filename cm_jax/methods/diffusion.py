@@ -1,6 +1,6 @@
 """The diffusion teachers that CD, LCD and sCD distil: EDM's denoiser (VE),
-the DDPM ε-prediction network of LCM (VP) and sCM's TrigFlow model. No
-target network: μ = 0."""
+the DDPM ε-prediction network of LCM (VP), sCM's TrigFlow model and flow
+matching on the linear process. No target network: μ = 0."""
 
 import dataclasses
 
@@ -18,7 +18,9 @@ def config():
   label dropout of a conditional one (for classifier-free guidance)."""
   c = ml_collections.ConfigDict()
   # ln σ ~ N(p_mean, p_std²) (EDM §5: −1.2, 1.2); on TrigFlow of
-  # σ = σ_d·tan t (sCM's teacher: EDM's settings); DDPM's ε-loss draws its
+  # σ = σ_d·tan t (sCM's teacher: EDM's settings); on the linear process of
+  # σ = t/(1 − t), i.e. logit t ~ N(p_mean, p_std²), flow matching's
+  # logit-normal (SD3: 0, 1; MeanFlow: −0.4, 1.0); DDPM's ε-loss draws its
   # steps uniformly.
   c.p_mean = -1.2
   c.p_std = 1.2
@@ -96,16 +98,35 @@ class TrigFlowDiffusion(_LognormalTimes):
     return loss, {"target_mu": jnp.float32(0.0)}
 
 
+@dataclasses.dataclass(frozen=True)
+class FlowMatching(_LognormalTimes):
+  """Flow matching on the linear process (``losses.flow_matching_loss``;
+  logit t ~ N(p_mean, p_std²), ln σ of σ = t/(1 − t)): method=diffusion
+  with process=linear, the flow-matching teacher."""
+
+  needs = TEACHER_NEEDS
+  p_mean: float
+  p_std: float
+  diffusion: processes.Linear
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    loss = losses.flow_matching_loss(
+        self.diffusion.velocity(online), x0, key, p_mean=self.p_mean,
+        p_std=self.p_std)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
 # The diffusion loss of each kind of network prediction (``prediction`` of
-# the process: EDM's x̂0, DDPM's ε, TrigFlow's velocity).
+# the process: EDM's x̂0, DDPM's ε, TrigFlow's velocity, flow matching's v).
 LOSSES = {"x0": DenoisingScoreMatching, "epsilon": NoisePrediction,
-          "velocity": TrigFlowDiffusion}
+          "velocity": TrigFlowDiffusion, "flow_velocity": FlowMatching}
 
 
 class DiffusionTeacher:
   """method=diffusion: the diffusion loss of the process's network prediction:
   EDM's objective (x̂0, VE), DDPM's ε-prediction (VP), TrigFlow's flow
-  matching (velocity, sCM §2.1)."""
+  matching (velocity, sCM §2.1), flow matching (v = ε − x0, linear)."""
 
   needs = TEACHER_NEEDS
 

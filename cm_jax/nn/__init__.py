@@ -81,7 +81,7 @@ def network(model, params, cond=None, dropout_key=None):
 
 def dummy_inputs(model, example_shape, batch_size=1):
   """Inputs that trace ``model`` once: (x, cond), cond a ``Condition`` of
-  c_noise, labels and w. A model with ``context_dim`` > 0 traces with
+  c_noise, c_step (a ``two_time`` model), labels and w. A model with ``context_dim`` > 0 traces with
   context None, the null context, which builds the same parameters as a real
   one."""
   x = jnp.zeros((batch_size, *example_shape), jnp.float32)
@@ -90,4 +90,5 @@ def dummy_inputs(model, example_shape, batch_size=1):
             if getattr(model, "num_classes", 0) else None)
   w = (jnp.zeros((batch_size,), jnp.float32)
        if getattr(model, "w_embedding", False) else None)
-  return x, Condition(c_noise=c_noise, labels=labels, w=w)
+  c_step = c_noise if getattr(model, "two_time", False) else None
+  return x, Condition(c_noise=c_noise, c_step=c_step, labels=labels, w=w)

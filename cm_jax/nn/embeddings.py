@@ -2,7 +2,7 @@
 
 ``Condition`` is everything a network is conditioned on, one pytree: the
 already preconditioned noise input c_noise (EDM's 0.25·ln σ), and optionally
-a class label, a per-example context vector, LCM's guidance scale w and EDM's
+a flow map's second time c_step, a class label, a per-example context vector, LCM's guidance scale w and EDM's
 augmentation labels. A new input is one new field, which networks ignore
 until one uses it. `ConditionEmbedding`, shared by every network, maps a
 ``Condition`` to one vector that the blocks consume.
@@ -85,6 +85,10 @@ class Condition:
 
   Attributes:
     c_noise: float32 [B], the preconditioned noise (time) input.
+    c_step: float32 [B], a flow map's second time input (MeanFlow's t − r,
+      scaled as c_noise; ``processes.Linear``), read by networks with
+      ``two_time``; networks of one time ignore it (their u(z, r, t) is
+      v(z, t) for every r).
     labels: int32 [B] class labels when num_classes > 0 (num_classes = the
       null class; None = all null).
     w: float32 [B], LCM's guidance scale, required iff w_embedding.
@@ -95,6 +99,7 @@ class Condition:
   """
 
   c_noise: Any = None
+  c_step: Any = None
   labels: Any = None
   w: Any = None
   context: Any = None
@@ -105,8 +110,12 @@ class ConditionEmbedding(nn.Module):
   """A ``Condition`` → embedding [B, emb_dim] (EDM SongUNet `map_*`
   layers).
 
-  noise emb (+ label emb) (+ Dense(context)) (+ zero-init proj of w emb) →
-  Dense → SiLU → Dense.
+  noise emb (‖ step emb) (+ label emb) (+ Dense(context)) (+ zero-init proj
+  of w emb) → Dense → SiLU → Dense.
+  - c_step (``two_time``, a flow map): the second time embedded as c_noise
+    is (same kind and width, its own frequencies) and concatenated to it,
+    as MeanFlow's U-Net does with t and t − r (Gsunshine/py-meanflow
+    ``SongUNet``); the other conditions are then added at twice the width.
   - Labels index a table with num_classes + 1 rows: label == num_classes is
     the null (unconditional) class for classifier-free guidance; labels=None
     with num_classes > 0 means the null class.
@@ -133,6 +142,7 @@ class ConditionEmbedding(nn.Module):
   dtype: Any = jnp.float32
   context_dim: int = 0
   augment_dim: int = 0
+  two_time: bool = False
 
   @nn.compact
   def __call__(self, cond):
@@ -144,24 +154,32 @@ class ConditionEmbedding(nn.Module):
                        "--config.model.augment_dim=9 (EDM's augmentation).")
     emb = noise_embedding(self.embedding, self.noise_dim, self.fourier_scale,
                           name="noise")(c_noise)
+    if self.two_time:
+      if cond.c_step is None:
+        raise ValueError("model.two_time=True (a flow map u(z, r, t)) needs "
+                         "cond.c_step, its second time; call it through "
+                         "the linear process (process=linear).")
+      emb = jnp.concatenate([emb, noise_embedding(
+          self.embedding, self.noise_dim, self.fourier_scale,
+          name="step")(cond.c_step)], axis=-1)
+    width = emb.shape[-1]  # what the other conditions are added to
     if self.num_classes > 0:
       if labels is None:  # unconditional: the null class
         labels = jnp.full(c_noise.shape, self.num_classes, jnp.int32)
-      emb += nn.Embed(self.num_classes + 1, self.noise_dim, name="label")(labels)
+      emb += nn.Embed(self.num_classes + 1, width, name="label")(labels)
     if self.context_dim > 0:
       if context is None:  # unconditional: the null (zero) context
         context = jnp.zeros((*c_noise.shape, self.context_dim), jnp.float32)
-      emb += nn.Dense(self.noise_dim, name="context")(
-          context.astype(jnp.float32))
+      emb += nn.Dense(width, name="context")(context.astype(jnp.float32))
     if self.augment_dim > 0:  # EDM map_augment: no bias, so None ≡ zeros
       if augment_labels is None:  # sampling: the identity transform
         augment_labels = jnp.zeros((*c_noise.shape, self.augment_dim))
-      emb += nn.Dense(self.noise_dim, use_bias=False,
+      emb += nn.Dense(width, use_bias=False,
                       kernel_init=nn.initializers.xavier_uniform(),
                       name="augment")(augment_labels.astype(jnp.float32))
     if self.w_embedding:
       w_emb = PositionalEmbedding(self.noise_dim, name="w")(W_EMBEDDING_SCALE * w)
-      emb += nn.Dense(self.noise_dim, use_bias=False, kernel_init=nn.initializers.zeros,
+      emb += nn.Dense(width, use_bias=False, kernel_init=nn.initializers.zeros,
                       name="w_proj")(w_emb)
     dense = lambda name: nn.Dense(self.emb_dim, dtype=self.dtype,
                                   kernel_init=nn.initializers.xavier_uniform(), name=name)

@@ -25,6 +25,7 @@ class MLP(nn.Module):
   w_embedding: bool = False  # LCM: guidance scale w as an input (`w`)
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
   adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
+  two_time: bool = False  # flow maps: also embed cond.c_step (t − r)
   dropout: float = 0.0
   out_dim: Optional[int] = None  # default: x's width
   dtype: Any = jnp.float32  # compute dtype; params stay float32
@@ -34,6 +35,7 @@ class MLP(nn.Module):
     emb = ConditionEmbedding(self.hidden, self.hidden, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
+                             two_time=self.two_time,
                              name="embed")(cond)
     emb = nn.silu(emb)
     dense = lambda width, name, init=XAVIER: nn.Dense(

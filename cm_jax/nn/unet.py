@@ -229,6 +229,10 @@ class UNet(nn.Module):
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
   augment_dim: int = 0  # > 0: EDM's augmentation labels [B, D] as an input
   adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
+  two_time: bool = False  # flow maps: also embed cond.c_step (t − r)
+  # Noise embedding width ch·this (EDM's channel_mult_noise); None: 2
+  # (NCSN++'s Fourier features), 1 (DDPM++'s positional embedding).
+  channel_mult_noise: Optional[int] = None
   resample_filter: tuple = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1)
   residual_input: bool = True  # NCSN++ progressive_input="residual"
   skip_rescale: bool = True
@@ -238,10 +242,12 @@ class UNet(nn.Module):
   @nn.compact
   def __call__(self, x, cond, train=False, return_weight=False):
     # NCSN++ Fourier features have 2·nf channels, DDPM++ positional nf.
-    noise_dim = 2 * self.ch if self.embedding == "fourier" else self.ch
+    noise_dim = self.ch * (self.channel_mult_noise or (
+        2 if self.embedding == "fourier" else 1))
     emb = ConditionEmbedding(noise_dim, 4 * self.ch, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
+                             two_time=self.two_time,
                              augment_dim=self.augment_dim,
                              name="embed")(cond)
     emb = nn.silu(emb)

@@ -1,0 +1,117 @@
+"""MeanFlow (Geng, Deng, Bai, Kolter, He 2025, "Mean Flows for One-step
+Generative Modeling"): a flow map u_θ(z, r, t), the average velocity from t
+to r on the linear process, trained on the MeanFlow identity from scratch;
+sampled in one jump z_0 = z_1 − u_θ(z_1, 0, 1) or a few (eq. 12)."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import ml_collections
+
+from cm_jax import losses, processes
+from cm_jax.methods.base import Needs, own_lognormal
+
+GROUP = "meanflow"  # config.meanflow
+
+
+def config():
+  """config.meanflow: MeanFlow's time sampler and adaptive weight (the
+  defaults of Gsunshine/meanflow ``configs/default.py``, ImageNet 256)."""
+  c = ml_collections.ConfigDict()
+  # t, r: two draws of sigmoid(N(p_mean, p_std²)), sorted (MeanFlow §4.3).
+  c.p_mean = -0.4
+  c.p_std = 1.0
+  # The share of examples with r ≠ t; the rest have r = t, flow matching
+  # (MeanFlow Table 1a: 25%; the official data_proportion = 1 − this).
+  c.r_neq_t = 0.25
+  # Adaptive loss weight sg(1/(‖Δ‖² + c)^p) (MeanFlow §4.3: p = 1 on
+  # ImageNet, c = 0.01; p = 0 is the plain squared error).
+  c.adaptive_p = 1.0
+  c.adaptive_c = 0.01
+  return c
+
+
+# The paper's (t, r) sampler, share of r ≠ t and adaptive weight, per
+# benchmark (MeanFlow App. A; official code).
+# CIFAR-10 (Gsunshine/py-meanflow cifar10_v0.sh, "the original
+# configuration used in the paper"): lognorm(−2.0, 2.0), 75% r ≠ t,
+# p = 0.75, c = 1e-3.
+CIFAR10 = dict(p_mean=-2.0, p_std=2.0, r_neq_t=0.75, adaptive_p=0.75,
+               adaptive_c=1e-3)
+# ImageNet 256 (Table 4; Gsunshine/meanflow configs/default.py):
+# lognorm(−0.4, 1.0), 25% r ≠ t, p = 1, c = 0.01.
+IMAGENET = dict(p_mean=-0.4, p_std=1.0, r_neq_t=0.25, adaptive_p=1.0,
+                adaptive_c=0.01)
+
+
+def configure(c, law):
+  """Sets config ``c`` to MeanFlow (Alg. 1): process=linear with the network
+  reading (t, t − r) raw (model.two_time, linear.time_scale = 1, as the
+  official code), no target network, the (t, r) sampler, share of r ≠ t
+  and adaptive weight of ``law`` (``CIFAR10`` or ``IMAGENET``); 1 and 2
+  jumps at t = 1, 0.5, 0 (eq. 12)."""
+  c.method = "meanflow"
+  c.process = "linear"
+  c.linear.time_scale = 1.0
+  c.model.two_time = True
+  for field, value in law.items():
+    c.meanflow[field] = value
+  c.target.ema, c.target.mu = "fixed", 0.0
+  c.sample.ts = ()  # 2 steps: 1 → 0.5 → 0 (the linear grid)
+  c.eval.steps = (1, 2)
+
+
+def check_flow_map(config):
+  """A flow map runs on the linear process with a two-time network."""
+  if config.process != "linear":
+    raise ValueError(f"method={config.method} trains a flow map u(z, r, t) "
+                     "of the linear process z_t = (1 − t)·x + t·ε; set "
+                     "--config.process=linear.")
+  if not config.model.get("two_time", False):
+    raise ValueError(f"method={config.method} trains u(z, r, t), a network "
+                     "of two times; set --config.model.two_time=True.")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanFlow:
+  """MeanFlow (Alg. 1): ``losses.meanflow_loss`` on θ's u(z, r, t) (the
+  process's ``average_velocity``), (t, r) from ``losses.meanflow_times``,
+  the adaptive weight with power ``adaptive_p``. No target network
+  (u_tgt is θ's own, under stop-gradient), so θ⁻ = θ (μ = 0)."""
+
+  needs = Needs(sampler="flow_map", forward_mode=True)
+  p_mean: float
+  p_std: float
+  r_neq_t: float
+  adaptive_p: float
+  adaptive_c: float
+  diffusion: processes.Linear
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    del example_shape
+    check_flow_map(config)
+    p_mean, p_std = own_lognormal(config, GROUP)
+    mf = config.meanflow
+    if not 0.0 <= mf.r_neq_t <= 1.0:
+      raise ValueError(f"meanflow.r_neq_t={mf.r_neq_t} is a share of the "
+                       "batch; set --config.meanflow.r_neq_t in [0, 1] "
+                       "(MeanFlow: 0.25).")
+    if mf.adaptive_c <= 0 and mf.adaptive_p > 0:
+      raise ValueError(f"meanflow.adaptive_c={mf.adaptive_c} must be > 0 "
+                       "(1/(‖Δ‖² + c)^p; MeanFlow: 0.01).")
+    return cls(p_mean=p_mean, p_std=p_std,
+               r_neq_t=float(mf.r_neq_t), adaptive_p=float(mf.adaptive_p),
+               adaptive_c=float(mf.adaptive_c),
+               diffusion=processes.make_process(config))
+
+  def times(self, key, batch_size):
+    return losses.meanflow_times(key, batch_size, p_mean=self.p_mean,
+                                 p_std=self.p_std, r_neq_t=self.r_neq_t)
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    loss = losses.meanflow_loss(
+        self.diffusion.average_velocity(online), x0, key, times=self.times,
+        p=self.adaptive_p, c=self.adaptive_c)
+    return loss, {"target_mu": jnp.float32(0.0)}

@@ -1,0 +1,269 @@
+"""The linear process, flow matching and MeanFlow against the closed-form
+Gaussian truth (tests/analytic.py): x0 ~ N(μ, s²I) on z_t = (1 − t)·x0 +
+t·ε, whose flow Φ_{t→r}, velocity v and average velocity u* are affine in z.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cm_jax import generate, losses, processes, samplers
+from configs import meanflow_toy2d
+
+import analytic
+
+MU, S, DIM = 0.7, 0.6, 2
+LINEAR = processes.Linear()
+U_STAR = analytic.average_velocity(MU, S)
+
+
+def test_linear_process_is_the_written_interpolation():
+  x0 = jnp.array([[1.0, -2.0]])
+  z = jnp.array([[0.5, 3.0]])
+  for t in (0.0, 0.3, 1.0):
+    np.testing.assert_allclose(LINEAR.noise(x0, z, jnp.array([t])),
+                               (1 - t) * x0 + t * z, rtol=1e-6)
+    np.testing.assert_allclose(LINEAR.alpha(t), 1 - t, rtol=1e-6)
+    np.testing.assert_allclose(LINEAR.sigma(t), t, rtol=1e-6)
+  # EDM's σ: z_t/(1 − t) = x0 + σ·z at t = σ/(1 + σ).
+  sigma = 1.7
+  t = LINEAR.from_ve_sigma(sigma)
+  np.testing.assert_allclose(LINEAR.noise(x0, z, t[None]) / (1 - t),
+                             x0 + sigma * z, rtol=1e-6)
+  np.testing.assert_allclose(LINEAR.grid(5), [0, 0.25, 0.5, 0.75, 1.0])
+  np.testing.assert_allclose(LINEAR.grid(3, size=5), [0, 0.5, 1, 1, 1])
+
+
+def test_exact_average_velocity_obeys_the_meanflow_identity():
+  """u*(z, r, t) = v(z, t) − (t − r)·d/dt u*(z_t, r, t) pointwise along the
+  flow (MeanFlow eq. 6), d/dt = v·∂_z + ∂_t; and u*(z, t, t) = v."""
+  key = jax.random.key(0)
+  z = 2.0 * jax.random.normal(key, (256, DIM))
+  t = jax.random.uniform(jax.random.key(1), (256,), minval=0.05, maxval=1.0)
+  r = t * jax.random.uniform(jax.random.key(2), (256,), maxval=0.95)
+  v = analytic.linear_velocity(z, t, MU, S)
+  u, du_dt = jax.jvp(U_STAR, (z, r, t), (v, jnp.zeros_like(r),
+                                         jnp.ones_like(t)))
+  np.testing.assert_allclose(u, v - (t - r)[:, None] * du_dt, atol=2e-5)
+  np.testing.assert_allclose(U_STAR(z, t, t), v, rtol=1e-6)
+  # The flow is exact: z − (t − r)·u* lands on Φ_{t→r}(z).
+  np.testing.assert_allclose(z - (t - r)[:, None] * u,
+                             analytic.linear_flow(z, t, r, MU, S), atol=1e-5)
+
+
+def test_denoiser_and_flow_map_of_the_exact_networks():
+  """Read through the process: x̂0 = z − t·v is the posterior mean, and one
+  jump of u* from t to r is the exact flow."""
+  z = jax.random.normal(jax.random.key(3), (64, DIM))
+  t = jnp.full((64,), 0.4)
+  r = jnp.full((64,), 0.1)
+  net = analytic.as_two_time_net(U_STAR, time_scale=1000.0)
+  scaled = processes.Linear(time_scale=1000.0)
+  np.testing.assert_allclose(scaled.denoiser(net)(z, t),
+                             analytic.linear_posterior_mean(z, t, MU, S),
+                             atol=1e-5)
+  np.testing.assert_allclose(scaled.flow_map(net)(z, r, t),
+                             analytic.linear_flow(z, t, r, MU, S), atol=1e-5)
+  np.testing.assert_allclose(scaled.consistency_fn(net)(z, t),
+                             analytic.linear_flow(z, t, 0 * t, MU, S),
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize("ts", [(), (0.5,), (0.7, 0.2)])
+def test_flow_map_sampling_with_u_star_reproduces_the_data(ts):
+  """1, 2 or 3 jumps from z_1 ~ N(0, I) give μ + s·z_1 exactly (Φ_{1→0}),
+  so the samples are N(μ, s²I)."""
+  key = jax.random.key(4)
+  phi = LINEAR.flow_map(analytic.as_two_time_net(U_STAR))
+  x = samplers.flow_map_sample(phi, key, (4096, DIM), jnp.array(ts),
+                               process=LINEAR)
+  z1 = LINEAR.prior(key, (4096, DIM))
+  np.testing.assert_allclose(x, MU + S * z1, atol=1e-4)
+
+
+def test_flow_euler_with_the_exact_velocity_approaches_the_data():
+  """Flow matching's Euler sampler with v*: the error shrinks with the
+  number of steps (first order) towards μ + s·z_1."""
+  key = jax.random.key(5)
+  d = LINEAR.denoiser(analytic.as_two_time_net(U_STAR))
+  z1 = LINEAR.prior(key, (512, DIM))
+  errors = []
+  for n in (8, 64):
+    x = samplers.flow_euler_sample(d, key, (512, DIM),
+                                   LINEAR.grid(n + 1)[::-1], process=LINEAR)
+    errors.append(float(jnp.max(jnp.abs(x - (MU + S * z1)))))
+  assert errors[1] < errors[0] / 5 and errors[1] < 0.05, errors
+
+
+def _data(n, seed=10):
+  return MU + S * jax.random.normal(jax.random.key(seed), (n, DIM))
+
+
+def _gradient(loss_of_u, u_theta, direction, n=40_000):
+  """Mean and standard error of d/dθ of the per-example loss at θ = 0,
+  u = u_theta + θ·direction (one forward-mode pass over the batch)."""
+  def per_example(theta):
+    u = lambda z, r, t: u_theta(z, r, t) + theta * direction(z, r, t)
+    return loss_of_u(u)
+
+  g = jax.jacfwd(per_example)(0.0)
+  return float(g.mean()), float(g.std() / np.sqrt(g.size))
+
+
+def _meanflow_gradient(u_theta, times=None, n=40_000):
+  x0 = _data(n)
+  times = times or functools.partial(losses.meanflow_times, r_neq_t=0.75)
+  loss = lambda u: losses.meanflow_loss(u, x0, jax.random.key(11),
+                                        times=times, p=0.0)
+  direction = lambda z, r, t: z * (1.0 + (t - r))[:, None]
+  return _gradient(loss, u_theta, direction, n)
+
+
+def test_meanflow_gradient_vanishes_in_expectation_at_u_star():
+  """The target v − (t − r)·du/dt is linear in the conditional velocity
+  ε − x0, an unbiased estimate of v(z_t, t), so at u* (which satisfies the
+  identity) the expected gradient is 0 (within 4 standard errors); at a
+  perturbed u, or a u that is only the instantaneous velocity, it is not."""
+  mean, se = _meanflow_gradient(U_STAR)
+  assert abs(mean) < 4 * se, (mean, se)
+  shifted = lambda z, r, t: U_STAR(z, r, t) + 0.3
+  mean, se = _meanflow_gradient(shifted)
+  assert abs(mean) > 20 * se, (mean, se)
+  instantaneous = lambda z, r, t: U_STAR(z, t, t)
+  mean, se = _meanflow_gradient(instantaneous)
+  assert abs(mean) > 20 * se, (mean, se)
+
+
+def _affine_u(a=0.7, b=-0.4, c=0.3):
+  """u(z, r, t) = a·t²·z + b·r·z + c·t: ∂_z u = a·t² + b·r, ∂_t u =
+  2a·t·z + c."""
+  def u(z, r, t):
+    t, r = t[:, None], r[:, None]
+    return a * t ** 2 * z + b * r * z + c * t
+  return u, (a, b, c)
+
+
+def test_meanflow_loss_is_the_written_out_formula():
+  """Each term of MeanFlow's loss against the formula written out with the
+  partial derivatives by hand: u_tgt = v − (t − r)·(v·∂_z u + ∂_t u), the
+  squared error summed over an example, and the adaptive weight
+  1/(‖Δ‖² + c)^p (p = 0, 0.5, 1)."""
+  u, (a, b, c) = _affine_u()
+  x0 = _data(64)
+  key = jax.random.key(12)
+  t = jnp.linspace(0.1, 0.9, 64)
+  r = t * jnp.linspace(0.0, 1.0, 64)
+  e = jax.random.normal(jax.random.split(key)[1], x0.shape)
+  z = (1 - t[:, None]) * x0 + t[:, None] * e
+  v = e - x0
+  dudt = v * (a * t[:, None] ** 2 + b * r[:, None]) + (
+      2 * a * t[:, None] * z + c)
+  target = v - (t - r)[:, None] * dudt
+  sq = jnp.sum((u(z, r, t) - target) ** 2, axis=1)
+  for p, cc in ((0.0, 0.01), (0.5, 0.01), (1.0, 1e-3)):
+    got = losses.meanflow_loss(u, x0, key, times=lambda k, n: (t, r), p=p,
+                               c=cc)
+    np.testing.assert_allclose(got, sq / (sq + cc) ** p, rtol=1e-5,
+                               err_msg=f"p={p}")
+
+
+def test_meanflow_times_sorted_with_the_share_of_r_equal_t():
+  """t ≥ r from two logit-normal draws; the first ⌊B·(1 − r_neq_t)⌋
+  examples have r = t (the official data_proportion), the rest r < t."""
+  key = jax.random.key(13)
+  t, r = losses.meanflow_times(key, 16, p_mean=-0.4, p_std=1.0,
+                               r_neq_t=0.25)
+  k1, k2 = jax.random.split(key)
+  a = jax.nn.sigmoid(-0.4 + jax.random.normal(k1, (16,)))
+  b = jax.nn.sigmoid(-0.4 + jax.random.normal(k2, (16,)))
+  np.testing.assert_allclose(t, jnp.maximum(a, b), rtol=1e-6)
+  np.testing.assert_array_equal(r[:12], t[:12])
+  np.testing.assert_allclose(r[12:], jnp.minimum(a, b)[12:], rtol=1e-6)
+  assert np.all(np.asarray(r[12:]) < np.asarray(t[12:]))
+
+
+def test_flow_matching_loss_is_minimised_by_the_velocity():
+  """Flow matching's expected gradient is 0 at v* and not at a shifted v."""
+  x0 = _data(40_000)
+
+  def loss_of_u(u):
+    return losses.flow_matching_loss(lambda z, t: u(z, t, t), x0,
+                                     jax.random.key(14))
+
+  direction = lambda z, r, t: 1.0 + z
+  mean, se = _gradient(loss_of_u, U_STAR, direction)
+  assert abs(mean) < 4 * se, (mean, se)
+  shifted = lambda z, r, t: U_STAR(z, r, t) + 0.3
+  mean, se = _gradient(loss_of_u, shifted, direction)
+  assert abs(mean) > 20 * se, (mean, se)
+
+
+def test_meanflow_recipe_samples_with_jumps():
+  config = meanflow_toy2d.get_config()
+  process = processes.make_process(config)
+  assert isinstance(process, processes.Linear)
+  assert generate.sampler_name(config.sample, process, "flow_map", 2) == \
+      "flow_map"
+  assert generate.sampler_times("flow_map", config, 2, process).tolist() == \
+      [0.5]
+
+
+def test_shortcut_times_are_the_dyadic_grid():
+  """M = 16, B = 64, one in 4 a self-consistency example: 16 of them,
+  4 per step size 2d ∈ {1/8, 1/4, 1/2, 1} (k = 3, 2, 1, 0), t a multiple
+  of 2d in (0, 1] so r = t − 2d ≥ 0; the other 48 have r = t, t = 1 − j/16."""
+  t, r, step = losses.shortcut_times(jax.random.key(20), 64, denoise_steps=16,
+                                     bootstrap_every=4)
+  t, r, step = map(np.asarray, (t, r, step))
+  np.testing.assert_array_equal(step[:16], np.repeat([1 / 8, 1 / 4, 1 / 2, 1],
+                                                     4))
+  np.testing.assert_allclose(t - r, step, atol=1e-7)
+  assert np.all(r >= -1e-7) and np.all(t <= 1) and np.all(t > 0)
+  np.testing.assert_allclose(np.round((1 - t[:16]) / step[:16]),
+                             (1 - t[:16]) / step[:16], atol=1e-5)
+  np.testing.assert_array_equal(step[16:], 0)
+  np.testing.assert_allclose(np.round(16 * t[16:]), 16 * t[16:], atol=1e-4)
+
+
+def test_shortcut_target_is_exact_at_every_step_size():
+  """With u* as both networks, two half jumps compose to the whole jump
+  (Φ_{t−d→t−2d}∘Φ_{t→t−d} = Φ_{t→t−2d}), so every self-consistency
+  example's loss is 0, at every d; a biased target network's is not."""
+  x0 = _data(64)
+  key = jax.random.key(21)
+  loss = losses.shortcut_loss(U_STAR, U_STAR, x0, key, denoise_steps=16,
+                              bootstrap_every=2)
+  np.testing.assert_allclose(loss[:32], 0.0, atol=1e-9)
+  assert float(loss[32:].min()) > 0  # flow matching: the conditional v
+  biased = lambda z, r, t: U_STAR(z, r, t) + 0.1
+  loss = losses.shortcut_loss(U_STAR, biased, x0, key, denoise_steps=16,
+                              bootstrap_every=2)
+  assert float(loss[:32].min()) > 0.005, loss[:32]  # ≈ 0.1² per element
+
+
+def test_shortcut_loss_is_the_written_out_formula():
+  """The target ½·u⁻(z_t, t − d, t) + ½·u⁻(z_t − d·u_1, t − 2d, t − d)
+  for self-consistency examples and ε − x0 for the others, against the
+  online u at (t − 2d, t) and (t, t), the squared error averaged over an
+  example's elements; u⁻ an affine stand-in whose two halves differ."""
+  u, _ = _affine_u()
+  target, _ = _affine_u(a=0.2, b=0.5, c=-0.1)
+  x0 = _data(32)
+  key = jax.random.key(22)
+  t_key, e_key = jax.random.split(key)
+  t, r, step = losses.shortcut_times(t_key, 32, denoise_steps=8,
+                                     bootstrap_every=4)
+  e = jax.random.normal(e_key, x0.shape)
+  z = (1 - t[:, None]) * x0 + t[:, None] * e
+  d = step / 2
+  u_1 = target(z, t - d, t)
+  u_2 = target(z - d[:, None] * u_1, t - 2 * d, t - d)
+  boot = (np.arange(32) < 8)[:, None]
+  want_target = np.where(boot, (u_1 + u_2) / 2, e - x0)
+  want = np.mean((u(z, r, t) - want_target) ** 2, axis=1)
+  got = losses.shortcut_loss(u, target, x0, key, denoise_steps=8,
+                             bootstrap_every=4)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
