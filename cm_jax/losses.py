@@ -365,6 +365,35 @@ def adaptive_weight(sq_error, *, p=1.0, c=0.01):
   return sq_error / jax.lax.stop_gradient((sq_error + c) ** p)
 
 
+def first_dropped(key, batch_size, p):
+  """MeanFlow's class dropout (Gsunshine/meanflow ``cond_drop``): n ~
+  Binomial(B, p) examples are dropped, the first n of the batch. [B] bool."""
+  n = jnp.sum(jax.random.bernoulli(key, p, (batch_size,)))
+  return jnp.arange(batch_size) < n
+
+
+def meanflow_guided_velocity(v_cond, v_null, *, omega, kappa, interval,
+                             dropped):
+  """MeanFlow's guided target velocity (eq. 15–16, 19 with κ; official
+  ``guidance_fn``) as ``meanflow_loss``'s ``velocity(z_t, t, v)``:
+
+    v_g = ω·v + (1 − ω − κ)·u_θ(z_t, t, t | ∅) + κ·u_θ(z_t, t, t | c)
+
+  for t in ``interval`` = (t_start, t_end), v elsewhere (ω = 1, κ = 0), and
+  v for the ``dropped`` examples [B] (trained as the null class).
+  ``v_cond``, ``v_null``: (z, t) → θ's instantaneous velocity with the
+  batch's labels and with the null label."""
+
+  def velocity(z_t, t, v):
+    inside = (t >= interval[0]) & (t <= interval[1])
+    w = expand_to(jnp.where(inside, omega, 1.0), v)
+    k = expand_to(jnp.where(inside, kappa, 0.0), v)
+    guided = w * v + (1.0 - w - k) * v_null(z_t, t) + k * v_cond(z_t, t)
+    return jnp.where(expand_to(dropped, v) > 0, v, guided)
+
+  return velocity
+
+
 def meanflow_loss(u, x0, key, *, times, velocity=None, p=1.0, c=0.01):
   """MeanFlow's objective (Alg. 1, eq. 9–10), per example:
 

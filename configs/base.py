@@ -14,6 +14,7 @@ import ml_collections
 
 import cm_jax
 from cm_jax import methods
+from cm_jax.nn import dit as nn_dit
 
 # 300 train + 100 test CIFAR-10 images shipped inside the package (the
 # :smoke configs' data; scripts/make_cifar10_fixture.py).
@@ -405,6 +406,25 @@ def set_mlp(c):
   c.model.two_time = False  # Flow maps: t − r as a second time input.
   # Output width; None = the input's.
   c.model.out_dim = ml_collections.config_dict.placeholder(int)
+
+
+def set_dit(c, size="B", patch_size=2):
+  """model = DiT-``size``/``patch_size`` (cm_jax/nn/dit.py; Peebles & Xie
+  Table 1: S, B, L, XL): exactly its fields."""
+  depth, hidden, heads = nn_dit.SIZES[size]
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "dit"
+  c.model.dtype = "float32"  # Compute dtype (as the UNet's).
+  c.model.patch_size = patch_size  # p: tokens are p×p patches.
+  c.model.hidden_size = hidden  # D, the token width.
+  c.model.depth = depth  # Transformer blocks.
+  c.model.num_heads = heads  # Attention heads.
+  c.model.mlp_ratio = 4.0  # MLP width / D.
+  c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
+  c.model.two_time = False  # Flow maps: t − r through a second embedder.
+  c.model.frequency_dim = 256  # Sinusoidal frequencies of the time inputs.
+  # Output channels; None = the input's.
+  c.model.out_channels = ml_collections.config_dict.placeholder(int)
 
 
 def set_autoencoder(c):

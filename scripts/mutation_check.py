@@ -10,8 +10,8 @@ still passes: then no test checks that term, and the check exits with 1.
 It prints one line per mutation and a summary; the unmutated copy must
 pass the same tests first, or nothing is reported.
 
-The mutations cover the losses of CM (CD, CT), iCT, EDM, LCM, ECT, sCM
-and MeanFlow with its linear process (`cm_jax/losses.py`,
+The mutations cover the losses of CM (CD, CT), iCT, EDM, LCM, ECT, sCM,
+MeanFlow (with its guidance and the linear process) and shortcut models (`cm_jax/losses.py`,
 `cm_jax/processes.py`), their weightings, grids and schedules
 (`cm_jax/schedules.py`), the preconditioning (`cm_jax/parametrization.py`)
 and classifier-free guidance (`cm_jax/solvers.py`). Every `old` text must
@@ -43,6 +43,7 @@ GROUP_TESTS = {
     "sCM": ("tests/test_scm.py", "tests/test_ve_teacher.py",
             "tests/test_losses.py"),
     "MF": ("tests/test_meanflow.py",),
+    "SC": ("tests/test_meanflow.py",),
 }
 MATH_TESTS = tuple(sorted(set().union(*GROUP_TESTS.values())))
 DESELECT = ("not class_conditional_toy and not starts_as_the_ve_teacher "
@@ -253,6 +254,30 @@ MUTATIONS = (
     M("MF", "flow matching: target ε − x0 → ε", L,
       "  return l2(velocity(z_t, t), e - x0)",
       "  return l2(velocity(z_t, t), e)"),
+    M("MF", "guidance: (1 − ω − κ) → (1 − ω)", L,
+      "    guided = w * v + (1.0 - w - k) * v_null(z_t, t) + k * v_cond(z_t, t)",
+      "    guided = w * v + (1.0 - w) * v_null(z_t, t) + k * v_cond(z_t, t)"),
+    M("MF", "guidance: dropped examples guided too", L,
+      "    return jnp.where(expand_to(dropped, v) > 0, v, guided)",
+      "    return guided"),
+    M("MF", "guidance: t interval ignored", L,
+      "    inside = (t >= interval[0]) & (t <= interval[1])",
+      "    inside = t >= 0"),
+    M("SC", "self-consistency: ½ of the second half jump dropped", L,
+      "  u_boot = jnp.clip((u_1 + u_2) / 2, -clip, clip)",
+      "  u_boot = jnp.clip(u_1, -clip, clip)"),
+    M("SC", "self-consistency: midpoint with the whole step", L,
+      "  z_mid = jnp.clip(zb - expand_to(half, zb) * u_1, -clip, clip)",
+      "  z_mid = jnp.clip(zb - 2 * expand_to(half, zb) * u_1, -clip, clip)"),
+    M("SC", "self-consistency: second half from t, not t − d", L,
+      "  u_2 = target(z_mid, tb - 2 * half, tb - half)",
+      "  u_2 = target(z_mid, tb - 2 * half, tb)"),
+    M("SC", "times: t off the grid of 2d", L,
+      "  t_boot = 1.0 - j * step",
+      "  t_boot = 1.0 - j * step / 2"),
+    M("SC", "flow matching target ε − x0 → ε", L,
+      "      jnp.concatenate([u_boot, (e - x0)[boot:]]))",
+      "      jnp.concatenate([u_boot, e[boot:]]))"),
     M("MF", "linear: jump (t − r) dropped", "cm_jax/processes.py",
       "      return z - expand_to(t - r, z) * u(z, r, t)",
       "      return z - u(z, r, t)"),

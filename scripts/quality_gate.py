@@ -99,6 +99,7 @@ CHECKS = {
     "lcd": Run("configs/lcd_toy2d.py", {"train.num_steps": 1000},
                teacher="edm_cond", score="classes"),
     "meanflow": Run("configs/meanflow_toy2d.py"),
+    "shortcut": Run("configs/shortcut_toy2d.py"),
 }
 RESUME = "resume"  # the resumed-run check (losses step for step)
 QUIET = {"train.sample_every": 0, "train.tensorboard": False,

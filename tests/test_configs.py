@@ -220,9 +220,10 @@ def test_unknown_argument_is_refused_listing_the_valid_ones(module):
   valid = ", ".join(module.ARGS) or "none"
   with pytest.raises(ValueError, match=f"'huge'; valid: {valid}"):
     module.get_config("huge")
-  for flag in module.ARGS:  # ... also beside a valid one
+  for name, default in module.ARGS.items():  # ... also beside a valid one
+    item = name if isinstance(default, bool) else f"{name}={default}"
     with pytest.raises(ValueError, match="'huge'"):
-      module.get_config(f"{flag},huge")
+      module.get_config(f"{item},huge")
 
 
 def test_recipe_arguments_combine_and_take_typed_values():

@@ -267,3 +267,66 @@ def test_shortcut_loss_is_the_written_out_formula():
   got = losses.shortcut_loss(u, target, x0, key, denoise_steps=8,
                              bootstrap_every=4)
   np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_meanflow_guided_velocity_is_the_written_out_formula():
+  """v_g = ω·v + (1 − ω − κ)·v(∅) + κ·v(c) inside [t_start, t_end], v
+  outside it and for the dropped examples (MeanFlow eq. 19; official
+  ``guidance_fn`` and ``cond_drop``)."""
+  v = jnp.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [2.0, 0.0]])
+  z = jnp.zeros_like(v)
+  t = jnp.array([0.2, 0.5, 0.9, 0.5])
+  v_cond = lambda z, t: jnp.full(z.shape, 10.0)
+  v_null = lambda z, t: jnp.full(z.shape, -4.0)
+  dropped = jnp.array([False, False, False, True])
+  got = losses.meanflow_guided_velocity(
+      v_cond, v_null, omega=0.2, kappa=0.5, interval=(0.3, 0.8),
+      dropped=dropped)(z, t, v)
+  guided = 0.2 * v + 0.3 * (-4.0) + 0.5 * 10.0
+  want = np.stack([v[0], guided[1], v[2], v[3]])
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_meanflow_class_dropout_drops_the_first_examples():
+  """n ~ Binomial(B, p) examples dropped, the first n (official
+  ``cond_drop``), so they are among the r = t examples."""
+  key = jax.random.key(30)
+  got = np.asarray(losses.first_dropped(key, 64, 0.25))
+  n = int(jax.random.bernoulli(key, 0.25, (64,)).sum())
+  assert 0 < n < 64
+  np.testing.assert_array_equal(got, np.arange(64) < n)
+
+
+def test_guided_meanflow_objective_calls_the_network_as_written():
+  """The objective with guidance: θ's u for the JVP conditioned on the
+  dropped labels, the target velocity from θ's v(·|c) and v(·|∅) (stand-in
+  networks that read the label), the loss equal to meanflow_loss with the
+  same pieces."""
+  from cm_jax.methods import meanflow as mf  # pylint: disable=g-import-not-at-top
+  from cm_jax.nn import Condition  # pylint: disable=g-import-not-at-top
+  labels = jnp.array([0, 1, 2, 1, 0, 2, 1, 0])
+
+  def online(z, c_noise, c_step=None, labels=labels, **unused):
+    return z * (1.0 + 0.1 * labels[:, None]) + c_noise[:, None] - 0.5 * c_step[
+        :, None]
+
+  online.condition = Condition(labels=labels)
+  objective = mf.MeanFlow(p_mean=-0.4, p_std=1.0, r_neq_t=0.5, adaptive_p=0.0,
+                          adaptive_c=0.01, diffusion=LINEAR, num_classes=3,
+                          label_dropout=0.3, guidance=(0.5, 0.2, 0.1, 0.9))
+  x0 = _data(8)
+  key = jax.random.key(31)
+  got, _ = objective(online, None, x0, key, 0)
+  drop_key, rest = jax.random.split(key)
+  dropped = losses.first_dropped(drop_key, 8, 0.3)
+  null = jnp.full((8,), 3)
+  u_of = lambda y: LINEAR.average_velocity(
+      functools.partial(online, labels=y))
+  v_of = lambda y: LINEAR.velocity(functools.partial(online, labels=y))
+  velocity = losses.meanflow_guided_velocity(
+      v_of(labels), v_of(null), omega=0.5, kappa=0.2, interval=(0.1, 0.9),
+      dropped=dropped)
+  want = losses.meanflow_loss(u_of(jnp.where(dropped, null, labels)), x0,
+                              rest, times=objective.times, velocity=velocity,
+                              p=0.0)
+  np.testing.assert_allclose(got, want, rtol=1e-6)

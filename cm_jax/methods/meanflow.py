@@ -4,7 +4,9 @@ to r on the linear process, trained on the MeanFlow identity from scratch;
 sampled in one jump z_0 = z_1 − u_θ(z_1, 0, 1) or a few (eq. 12)."""
 
 import dataclasses
+import functools
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -28,6 +30,16 @@ def config():
   # ImageNet, c = 0.01; p = 0 is the plain squared error).
   c.adaptive_p = 1.0
   c.adaptive_c = 0.01
+  # Class-conditional models: the first n ~ Binomial(B, this) examples of a
+  # batch train as the null class (official class_dropout_prob) ...
+  c.label_dropout = 0.1
+  # ... and classifier-free guidance is folded into the target (eq. 15–19):
+  # v_g = ω·v + (1 − ω − κ)·u(∅) + κ·u(c) for t in [t_start, t_end]; ω = 1,
+  # κ = 0 is no guidance. Effective scale ω' = ω/(1 − κ).
+  c.omega = 1.0
+  c.kappa = 0.0
+  c.t_start = 0.0
+  c.t_end = 1.0
   return c
 
 
@@ -39,9 +51,15 @@ def config():
 CIFAR10 = dict(p_mean=-2.0, p_std=2.0, r_neq_t=0.75, adaptive_p=0.75,
                adaptive_c=1e-3)
 # ImageNet 256 (Table 4; Gsunshine/meanflow configs/default.py):
-# lognorm(−0.4, 1.0), 25% r ≠ t, p = 1, c = 0.01.
+# lognorm(−0.4, 1.0), 25% r ≠ t, p = 1, c = 0.01; guidance per size
+# (``GUIDANCE``).
 IMAGENET = dict(p_mean=-0.4, p_std=1.0, r_neq_t=0.25, adaptive_p=1.0,
                 adaptive_c=0.01)
+# MeanFlow Table 4, (ω, κ, t_start, t_end) per DiT size: B/2 and M/2 ω' = 2,
+# L/2 and XL/2 ω' = 2.5 (ω' = ω/(1 − κ)); XL/2+ (1000 epochs) (1, 0.5,
+# 0.3, 0.8).
+GUIDANCE = {"B": (1.0, 0.5, 0.0, 1.0), "M": (1.0, 0.5, 0.0, 1.0),
+            "L": (0.2, 0.92, 0.0, 0.8), "XL": (0.2, 0.92, 0.0, 0.75)}
 
 
 def configure(c, law):
@@ -86,6 +104,9 @@ class MeanFlow:
   adaptive_p: float
   adaptive_c: float
   diffusion: processes.Linear
+  num_classes: int = 0
+  label_dropout: float = 0.0
+  guidance: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 1.0)
 
   @classmethod
   def from_config(cls, config, example_shape):
@@ -100,10 +121,20 @@ class MeanFlow:
     if mf.adaptive_c <= 0 and mf.adaptive_p > 0:
       raise ValueError(f"meanflow.adaptive_c={mf.adaptive_c} must be > 0 "
                        "(1/(‖Δ‖² + c)^p; MeanFlow: 0.01).")
+    guidance = tuple(float(g) for g in (mf.omega, mf.kappa, mf.t_start,
+                                        mf.t_end))
+    num_classes = int(config.model.get("num_classes", 0))
+    if guidance[:2] != (1.0, 0.0) and not num_classes:
+      raise ValueError(f"meanflow.omega={mf.omega}, kappa={mf.kappa} guide "
+                       "a class-conditional model; this one takes no label:"
+                       " set model.num_classes, or omega=1 and kappa=0.")
     return cls(p_mean=p_mean, p_std=p_std,
                r_neq_t=float(mf.r_neq_t), adaptive_p=float(mf.adaptive_p),
                adaptive_c=float(mf.adaptive_c),
-               diffusion=processes.make_process(config))
+               diffusion=processes.make_process(config),
+               num_classes=num_classes,
+               label_dropout=float(mf.label_dropout) if num_classes else 0.0,
+               guidance=guidance)
 
   def times(self, key, batch_size):
     return losses.meanflow_times(key, batch_size, p_mean=self.p_mean,
@@ -111,7 +142,29 @@ class MeanFlow:
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del target, step, teacher
+    u_net, velocity = online, None
+    if self.num_classes:
+      u_net, velocity, key = self._conditional(online, x0.shape[0], key)
     loss = losses.meanflow_loss(
-        self.diffusion.average_velocity(online), x0, key, times=self.times,
-        p=self.adaptive_p, c=self.adaptive_c)
+        self.diffusion.average_velocity(u_net), x0, key, times=self.times,
+        velocity=velocity, p=self.adaptive_p, c=self.adaptive_c)
     return loss, {"target_mu": jnp.float32(0.0)}
+
+  def _conditional(self, online, batch, key):
+    """A class-conditional u: the first n ~ Binomial(B, label_dropout)
+    examples as the null class, and, with guidance, the target velocity
+    ``losses.meanflow_guided_velocity`` from θ's own v(·|c) and v(·|∅)."""
+    drop_key, key = jax.random.split(key)
+    dropped = losses.first_dropped(drop_key, batch, self.label_dropout)
+    labels = online.condition.labels
+    null = jnp.full((batch,), self.num_classes, jnp.int32)
+    u_net = functools.partial(online, labels=jnp.where(dropped, null, labels))
+    omega, kappa, t_start, t_end = self.guidance
+    if (omega, kappa) == (1.0, 0.0):
+      return u_net, None, key
+    v_of = lambda y: self.diffusion.velocity(functools.partial(online,
+                                                               labels=y))
+    velocity = losses.meanflow_guided_velocity(
+        v_of(labels), v_of(null), omega=omega, kappa=kappa,
+        interval=(t_start, t_end), dropped=dropped)
+    return u_net, velocity, key

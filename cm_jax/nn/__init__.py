@@ -3,7 +3,7 @@
   model.apply({"params": params}, x, cond, train=False,
               rngs={"dropout": key}) → float32 array of x's shape
 
-x: [B, H, W, C] images (UNet) or [B, D] vectors (MLP); cond: a ``Condition``
+x: [B, H, W, C] images (UNet, DiT) or [B, D] vectors (MLP); cond: a ``Condition``
 (``embeddings.py``), one pytree of what the network is conditioned on: c_noise
 [B], the already preconditioned noise input (EDM: ¼·ln σ), and optionally
 labels, w (LCM's guidance scale), a context vector and EDM's augmentation
@@ -21,11 +21,12 @@ import jax.numpy as jnp
 from cm_jax import registry
 
 from cm_jax.nn.autoencoder import KLAutoencoder
+from cm_jax.nn.dit import DiT
 from cm_jax.nn.embeddings import Condition
 from cm_jax.nn.mlp import MLP
 from cm_jax.nn.unet import UNet
 
-MODELS = {"unet": UNet, "mlp": MLP, "autoencoder": KLAutoencoder}
+MODELS = {"unet": UNet, "mlp": MLP, "dit": DiT, "autoencoder": KLAutoencoder}
 
 
 def model_fields(cls) -> list[str]:
@@ -67,7 +68,9 @@ def network(model, params, cond=None, dropout_key=None):
   ``w`` is LCM's guidance scale [B] (models with w_embedding), further
   keywords set other ``Condition`` fields; dropout on iff a key is given.
   ``return_weight=True`` returns (F, w_φ) of a model with
-  ``adaptive_weight`` (sCM)."""
+  ``adaptive_weight`` (sCM). ``net.condition`` is ``cond``: an objective
+  that guides with its own network (MeanFlow) reads the labels there and
+  calls ``net(..., labels=...)`` with others."""
   given = Condition() if cond is None else cond
 
   def net(x, c_noise, w=None, return_weight=False, **inputs):
@@ -76,6 +79,7 @@ def network(model, params, cond=None, dropout_key=None):
                        given.replace(c_noise=c_noise, w=w, **inputs),
                        train=dropout_key is not None, rngs=rngs,
                        return_weight=return_weight)
+  net.condition = given
   return net
 
 

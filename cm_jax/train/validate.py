@@ -58,7 +58,8 @@ def check_experiment(config, source):
     _check_autoencoder(model, shape, data)
   else:
     _check_labels(model.num_classes, source.num_classes, data)
-    _check_context(model.context_dim, getattr(source, "context_dim", 0),
+    _check_context(model.get("context_dim", 0),
+                   getattr(source, "context_dim", 0),
                    data)
   if config.loss.metric == "lpips" and not (len(shape) == 3 and shape[-1] == 3):
     raise ValueError(f"loss.metric='lpips' compares RGB images, but {data} "
