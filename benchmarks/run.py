@@ -1,7 +1,7 @@
 """Benchmarks: train-step throughput, sampling latency, FID features.
 
     python -m benchmarks.run [--case NAME] [--batch B]
-        [--what train,sample,fid,memory]
+        [--what train,sample,fid,memory,methods]
         [--steps 10] [--dtype bfloat16] [--param_sharding fsdp]
 
 Cases: ``ict_cifar10`` (the paper's NCSN++, 56M parameters), ``ict_cifar10_cpu``
@@ -12,6 +12,9 @@ Batches are synthetic (no data set needed). ``mfu`` is achieved FLOP/s over
 the chip's dense bf16 peak (null on CPUs and unknown chips); FLOPs come from
 XLA's cost analysis of the compiled programs. ``--what memory`` compiles the
 train step without running it and prints XLA's per-device buffer plan.
+``--what methods`` times the train step of each method on the case's
+network and batch in one process and prints each as a ratio to iCT's (the
+price of sCM's, MeanFlow's and iMF's forward-mode JVP; ``METHODS``).
 """
 
 import argparse
@@ -21,11 +24,13 @@ import statistics
 import time
 
 import jax
+import ml_collections
 import numpy as np
 
 import jax.numpy as jnp
 
-from cm_jax import allocator, generate, keys, nn, processes, sharding
+from cm_jax import (allocator, generate, keys, methods, nn, processes,
+                    sharding)
 from cm_jax.data import ArraySource
 from cm_jax.experiment import Experiment
 from cm_jax.nn.group_norm import fused_backward
@@ -150,6 +155,50 @@ class TrainRunner:
       jax.block_until_ready(metrics)
       times.append(time.perf_counter() - start)
     return times
+
+
+def _sct(c):
+  methods.scm.configure(c)
+  c.method, c.init.workdir = "sct", ""
+
+
+def _imf(c):
+  methods.meanflow.configure_imf(c, methods.meanflow.CIFAR10)
+  c.model.v_head = True
+
+
+# Each method on the case's network (its own time inputs and heads: sCM's
+# w_φ, the flow maps' second time embedding, iMF's v head), from the case's
+# iCT config.
+METHODS = {
+    "ict": lambda c: None,
+    "ect": lambda c: methods.ect.configure(c, stage_steps=1000),
+    "sct": _sct,
+    "meanflow": lambda c: methods.meanflow.configure(
+        c, methods.meanflow.CIFAR10),
+    "imf": _imf,
+    "shortcut": methods.shortcut.configure,
+}
+
+
+def bench_methods(case, config, example_shape, batch, steps):
+  """One row per ``METHODS`` entry: its train step's median time and the
+  ratio to iCT's, measured one after another in this process."""
+  rows, base_s = [], None
+  for name, set_method in METHODS.items():
+    c = ml_collections.ConfigDict(config.to_dict())
+    set_method(c)
+    c.train.batch_size = batch
+    if name == "shortcut":  # its dyadic grid needs B/8 ≥ log2 M examples
+      c.shortcut.bootstrap_every = max(1, min(8, batch // 7))
+    runner = TrainRunner(c, example_shape, batch)
+    step_s = statistics.median(runner.run(steps))
+    base_s = base_s or step_s
+    rows.append(row(case, f"train:{name}", batch, step_s, runner.compile_s,
+                    runner.gflop_step, num_params=runner.num_params,
+                    ratio_to_ict=step_s / base_s))
+    print(json.dumps(rows[-1]), flush=True)
+  return rows
 
 
 def bench_train(case, config, example_shape, batch, steps):
@@ -310,6 +359,12 @@ def main():
           f"batch")
   if "train" in what:
     emit(bench_train(args.case, config, example_shape, batch, args.steps))
+  if "methods" in what:  # each row is printed as it is measured
+    rows += bench_methods(args.case, config, example_shape, batch,
+                          args.steps)
+    print("# train step time / iCT's: " + ", ".join(
+        f"{r['what'][6:]} {r['ratio_to_ict']:.2f}" for r in rows
+        if "ratio_to_ict" in r))
   if "sample" in what:
     for b in sample_batches:
       try:

@@ -420,6 +420,33 @@ def meanflow_loss(u, x0, key, *, times, velocity=None, p=1.0, c=0.01):
   return adaptive_weight(l2(u_theta, u_tgt), p=p, c=c)
 
 
+def improved_meanflow_loss(u_and_v, x0, key, *, times, p=1.0, c=0.01):
+  """Improved MeanFlow's objective (iMF, Geng, Lu et al. 2025, §3; Lyy-iiis/
+  imeanflow ``imf.py``), per example, unguided: a regression on v through
+  the compound function of the network's own u,
+
+    V = u_θ(z_t, r, t) + (t − r)·sg(du_θ/dt),  du/dt along the tangent
+        (v_θ(z_t, t, t), 0, 1): the model's own predicted v, not ε − x0;
+    loss = w(‖V − v‖²) + w(‖v_θ(z_t, r, t) − v‖²),  v = ε − x0,
+
+  w the adaptive weight (``adaptive_weight``), the second term the
+  auxiliary v head's. ``u_and_v(z, r, t)`` → (u_θ, v_θ) (a network with a
+  v head, read by ``Linear.average_velocity(net, return_v=True)``);
+  ``times(key, B)`` → (t, r)."""
+  t_key, e_key = jax.random.split(key)
+  t, r = times(t_key, x0.shape[0])
+  e = jax.random.normal(e_key, x0.shape)
+  z_t = expand_to(1.0 - t, x0) * x0 + expand_to(t, x0) * e
+  v = e - x0
+  v_own = jax.lax.stop_gradient(u_and_v(z_t, t, t)[1])
+  u, du_dt, v_theta = jax.jvp(
+      lambda z, r, t: u_and_v(z, r, t), (z_t, r, t),
+      (v_own, jnp.zeros_like(r), jnp.ones_like(t)), has_aux=True)
+  big_v = u + expand_to(t - r, x0) * jax.lax.stop_gradient(du_dt)
+  return (adaptive_weight(l2(big_v, v), p=p, c=c)
+          + adaptive_weight(l2(v_theta, v), p=p, c=c))
+
+
 def shortcut_times(key, batch_size, *, denoise_steps=128,
                    bootstrap_every=8):
   """Shortcut models' times (Frans et al. 2025, §3; kvfrans/shortcut-models

@@ -472,13 +472,15 @@ class Linear:
     """Multistep consistency sampling: z_t = (1 − t)·x̂0 + t·z."""
     return self.noise(x, z, t)
 
-  def average_velocity(self, net):
-    """u(z, r, t) = net(z, s·t, c_step=s·(t − r)), t and r [B] or scalars."""
+  def average_velocity(self, net, **kw):
+    """u(z, r, t) = net(z, s·t, c_step=s·(t − r)), t and r [B] or scalars;
+    ``kw`` go to the network (iMF: return_v=True gives (u, v))."""
 
     def u(z, r, t):
       t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), z.shape[:1])
       r = jnp.broadcast_to(jnp.asarray(r, jnp.float32), z.shape[:1])
-      return net(z, self.time_scale * t, c_step=self.time_scale * (t - r))
+      return net(z, self.time_scale * t, c_step=self.time_scale * (t - r),
+                 **kw)
 
     return u
 

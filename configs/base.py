@@ -128,6 +128,7 @@ def _model():
   # Noise embedding width ch·this (EDM's channel_mult_noise); None: 2 for
   # fourier (NCSN++), 1 for positional (DDPM++).
   g.channel_mult_noise = ml_collections.config_dict.placeholder(int)
+  g.v_head = False  # iMF: an auxiliary v head (its own output layers).
   g.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
   g.residual_input = True  # NCSN++ progressive_input = "residual".
   g.skip_rescale = True  # Residual sums scaled by 1/√2.
@@ -404,6 +405,7 @@ def set_mlp(c):
   c.model.context_dim = 0  # D > 0: the batch's "context" [B, D] as an input.
   c.model.adaptive_weight = False  # sCM: a head for w_φ(t) (as the UNet's).
   c.model.two_time = False  # Flow maps: t − r as a second time input.
+  c.model.v_head = False  # iMF: an auxiliary v head (last layer, output).
   # Output width; None = the input's.
   c.model.out_dim = ml_collections.config_dict.placeholder(int)
 
@@ -423,6 +425,7 @@ def set_dit(c, size="B", patch_size=2):
   c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
   c.model.two_time = False  # Flow maps: t − r through a second embedder.
   c.model.frequency_dim = 256  # Sinusoidal frequencies of the time inputs.
+  c.model.v_head_depth = 0  # iMF: an auxiliary v head of this many blocks.
   # Output channels; None = the input's.
   c.model.out_channels = ml_collections.config_dict.placeholder(int)
 

@@ -100,6 +100,7 @@ CHECKS = {
                teacher="edm_cond", score="classes"),
     "meanflow": Run("configs/meanflow_toy2d.py"),
     "shortcut": Run("configs/shortcut_toy2d.py"),
+    "imf": Run("configs/imf_toy2d.py"),
 }
 RESUME = "resume"  # the resumed-run check (losses step for step)
 QUIET = {"train.sample_every": 0, "train.tensorboard": False,

@@ -191,3 +191,21 @@ def test_meanflow_imagenet_sizes(size, depth, width):
                                               else 2.5)
   with pytest.raises(ValueError, match="valid: b2, m2, l2, xl2"):
     meanflow_imagenet256.get_config("size=h2")
+
+
+def test_v_head_branches_beside_the_last_blocks():
+  """iMF's auxiliary head (v_head_depth = 1 of depth 2): return_v gives
+  (u, v) with u the plain output; the v branch has its own block and final
+  layer, so u and v differ once the weights are random."""
+  model = dit.DiT(patch_size=2, hidden_size=32, depth=2, num_heads=4,
+                  two_time=True, v_head_depth=1)
+  x = jax.random.normal(jax.random.key(5), (2, 8, 8, 3))
+  cond = Condition(jnp.array([0.3, 0.9]), c_step=jnp.array([0.1, 0.0]))
+  params = _random_params(model, x, cond)
+  assert "v_block1" in params and "v_final_linear" in params
+  u, v = model.apply({"params": params}, x, cond, return_v=True)
+  np.testing.assert_array_equal(u, model.apply({"params": params}, x, cond))
+  assert float(jnp.abs(u - v).max()) > 1e-3
+  with pytest.raises(ValueError, match="v_head_depth"):
+    _tiny().apply(_tiny().init(jax.random.key(0), x, cond.replace(
+        labels=None)), x, cond, return_v=True)

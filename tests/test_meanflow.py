@@ -330,3 +330,63 @@ def test_guided_meanflow_objective_calls_the_network_as_written():
                               rest, times=objective.times, velocity=velocity,
                               p=0.0)
   np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def _u_and_v(u, v_head=None):
+  """(u(z, r, t), v(z, r, t)): a stand-in network with iMF's v head."""
+  v_head = v_head or (lambda z, r, t: U_STAR(z, t, t))
+  return lambda z, r, t: (u(z, r, t), v_head(z, r, t))
+
+
+def _imf_gradient(u_and_v_of_theta, n=40_000):
+  x0 = _data(n)
+  times = functools.partial(losses.meanflow_times, r_neq_t=0.75)
+  loss = lambda theta: losses.improved_meanflow_loss(
+      u_and_v_of_theta(theta), x0, jax.random.key(15), times=times, p=0.0)
+  g = jax.jacfwd(loss)(0.0)
+  return float(g.mean()), float(g.std() / np.sqrt(g.size))
+
+
+def test_imf_gradient_vanishes_in_expectation_at_the_exact_heads():
+  """With u = u* and the v head = v*, V = u* + (t − r)·du*/dt along v* is
+  v*(z_t, t) (the MeanFlow identity), and ε − x0 is an unbiased estimate of
+  it: both terms' expected gradients vanish; moving u or the v head off
+  the truth makes them non-zero."""
+  direction = lambda z, r, t: z * (1.0 + (t - r))[:, None]
+  at = lambda u, v=None: (lambda th: _u_and_v(
+      lambda z, r, t: u(z, r, t) + th * direction(z, r, t), v))
+  mean, se = _imf_gradient(at(U_STAR))
+  assert abs(mean) < 4 * se, (mean, se)
+  shifted = lambda z, r, t: U_STAR(z, r, t) + 0.3
+  mean, se = _imf_gradient(at(shifted))
+  assert abs(mean) > 20 * se, (mean, se)
+  # The v head alone off the truth: its own term's gradient.
+  off_v = lambda th: _u_and_v(
+      U_STAR, lambda z, r, t: U_STAR(z, t, t) + 0.3 + th * z)
+  mean, se = _imf_gradient(off_v)
+  assert abs(mean) > 20 * se, (mean, se)
+
+
+def test_imf_loss_is_the_written_out_formula():
+  """V = u + (t − r)·(v_θ(z, t, t)·∂_z u + ∂_t u) with the partials by hand,
+  w(‖V − v‖²) + w(‖v_θ(z, r, t) − v‖²), for p = 0 and 1."""
+  u, (a, b, c) = _affine_u()
+  v_head = lambda z, r, t: 0.5 * z + (t - 0.3 * r)[:, None]
+  x0 = _data(64)
+  key = jax.random.key(16)
+  t = jnp.linspace(0.1, 0.9, 64)
+  r = t * jnp.linspace(0.0, 1.0, 64)
+  e = jax.random.normal(jax.random.split(key)[1], x0.shape)
+  z = (1 - t[:, None]) * x0 + t[:, None] * e
+  v = e - x0
+  tangent = v_head(z, t, t)
+  dudt = tangent * (a * t[:, None] ** 2 + b * r[:, None]) + (
+      2 * a * t[:, None] * z + c)
+  big_v = u(z, r, t) + (t - r)[:, None] * dudt
+  sq_u = jnp.sum((big_v - v) ** 2, axis=1)
+  sq_v = jnp.sum((v_head(z, r, t) - v) ** 2, axis=1)
+  for p, cc in ((0.0, 0.01), (1.0, 0.01)):
+    got = losses.improved_meanflow_loss(_u_and_v(u, v_head), x0, key,
+                                        times=lambda k, n: (t, r), p=p, c=cc)
+    want = sq_u / (sq_u + cc) ** p + sq_v / (sq_v + cc) ** p
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=f"p={p}")

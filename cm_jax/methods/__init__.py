@@ -32,6 +32,7 @@ METHODS = {
     "ae": ae.AutoencoderLoss,  # the KL autoencoder of latent models
     # Flow maps u(z, r, t) on the linear process.
     "meanflow": meanflow.MeanFlow,  # MeanFlow Alg. 1 (Geng et al. 2025)
+    "imf": meanflow.ImprovedMeanFlow,  # improved MeanFlow (Geng, Lu et al.)
     "shortcut": shortcut.ShortcutModel,  # shortcut models (Frans et al. 2025)
 }
 

@@ -168,3 +168,56 @@ class MeanFlow:
         v_of(labels), v_of(null), omega=omega, kappa=kappa,
         interval=(t_start, t_end), dropped=dropped)
     return u_net, velocity, key
+
+
+# iMF's ImageNet law (Lyy-iiis/imeanflow configs/default.py): lognorm(−0.4,
+# 1.0), half of the batch r ≠ t (data_proportion 0.5), p = 1, c = 0.01.
+IMF_IMAGENET = dict(p_mean=-0.4, p_std=1.0, r_neq_t=0.5, adaptive_p=1.0,
+                    adaptive_c=0.01)
+
+
+def has_v_head(model_config):
+  """Whether the network has iMF's auxiliary v head (MLP: v_head, DiT:
+  v_head_depth > 0)."""
+  return bool(model_config.get("v_head", False)
+              or model_config.get("v_head_depth", 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImprovedMeanFlow(MeanFlow):
+  """Improved MeanFlow (iMF, Geng, Lu et al. 2025): MeanFlow recast as a
+  regression on v through V = u + (t − r)·sg(du/dt), du/dt along the
+  network's own v (``losses.improved_meanflow_loss``), with the auxiliary
+  v head trained on v. Unguided: iMF's guidance scale and interval as
+  network inputs are not built yet, so a class-conditional run trains with
+  the class dropout only (meanflow.omega = 1, kappa = 0)."""
+
+  @classmethod
+  def from_config(cls, config, example_shape):
+    if not has_v_head(config.model):
+      raise ValueError("method=imf trains u and iMF's auxiliary v head; set "
+                       "--config.model.v_head=True (mlp) or --config.model."
+                       "v_head_depth=8 (dit).")
+    objective = super().from_config(config, example_shape)
+    if objective.guidance[:2] != (1.0, 0.0):
+      raise ValueError("method=imf takes no meanflow.omega/kappa: iMF's "
+                       "guidance is a network input, not built yet; set "
+                       "--config.meanflow.omega=1 --config.meanflow.kappa=0.")
+    return objective
+
+  def __call__(self, online, target, x0, key, step, teacher=None):
+    del target, step, teacher
+    u_net = online
+    if self.num_classes:
+      u_net, _, key = self._conditional(online, x0.shape[0], key)
+    loss = losses.improved_meanflow_loss(
+        self.diffusion.average_velocity(u_net, return_v=True), x0, key,
+        times=self.times, p=self.adaptive_p, c=self.adaptive_c)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+
+def configure_imf(c, law):
+  """Sets config ``c`` to iMF: MeanFlow's settings (``configure``) with
+  method=imf and iMF's (t, r) law."""
+  configure(c, law)
+  c.method = "imf"

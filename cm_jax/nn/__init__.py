@@ -68,17 +68,20 @@ def network(model, params, cond=None, dropout_key=None):
   ``w`` is LCM's guidance scale [B] (models with w_embedding), further
   keywords set other ``Condition`` fields; dropout on iff a key is given.
   ``return_weight=True`` returns (F, w_φ) of a model with
-  ``adaptive_weight`` (sCM). ``net.condition`` is ``cond``: an objective
+  ``adaptive_weight`` (sCM); ``return_v=True`` returns (u, v) of a model
+  with iMF's auxiliary v head. ``net.condition`` is ``cond``: an objective
   that guides with its own network (MeanFlow) reads the labels there and
   calls ``net(..., labels=...)`` with others."""
   given = Condition() if cond is None else cond
 
-  def net(x, c_noise, w=None, return_weight=False, **inputs):
+  def net(x, c_noise, w=None, return_weight=False, return_v=False,
+          **inputs):
     rngs = None if dropout_key is None else {"dropout": dropout_key}
+    heads = {"return_v": True} if return_v else {}  # iMF's (u, v)
     return model.apply({"params": params}, x,
                        given.replace(c_noise=c_noise, w=w, **inputs),
                        train=dropout_key is not None, rngs=rngs,
-                       return_weight=return_weight)
+                       return_weight=return_weight, **heads)
   net.condition = given
   return net
 

@@ -140,11 +140,16 @@ class DiT(nn.Module):
   num_classes: int = 0  # > 0: class-conditional, label num_classes = null
   two_time: bool = False  # flow maps: a second time embedder for c_step
   frequency_dim: int = 256  # sinusoidal frequencies of the time embedders
+  # iMF: an auxiliary v head, this many blocks and a final layer beside the
+  # last as many of ``depth`` (imfDiT's aux_head_depth); return_v=True
+  # returns (u, v). 0: none.
+  v_head_depth: int = 0
   out_channels: Optional[int] = None  # default: x's channels
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, cond, train=False, return_weight=False):
+  def __call__(self, x, cond, train=False, return_weight=False,
+               return_v=False):
     del train  # DiT has no dropout
     self._check(x, cond, return_weight)
     b, height, width, channels = x.shape
@@ -166,16 +171,39 @@ class DiT(nn.Module):
         labels = jnp.full((b,), self.num_classes, jnp.int32)
       c = c + nn.Embed(self.num_classes + 1, d, embedding_init=NORMAL_002,
                        name="y_embedder")(labels)
-    for i in range(self.depth):
+    shared = self.depth - self.v_head_depth
+    for i in range(shared):
       h = DiTBlock(d, self.num_heads, self.mlp_ratio, self.dtype,
                    name=f"block{i}")(h, c)
+    trunk = h
+    for i in range(shared, self.depth):
+      h = DiTBlock(d, self.num_heads, self.mlp_ratio, self.dtype,
+                   name=f"block{i}")(h, c)
+    out = self._final(h, c, x.shape, "final")
+    if return_v and not self.v_head_depth:
+      raise ValueError("return_v needs model.v_head_depth > 0 (iMF's "
+                       "auxiliary v head).")
+    if not self.v_head_depth or not (return_v or self.is_initializing()):
+      return out
+    v = trunk
+    for i in range(shared, self.depth):
+      v = DiTBlock(d, self.num_heads, self.mlp_ratio, self.dtype,
+                   name=f"v_block{i}")(v, c)
+    v = self._final(v, c, x.shape, "v_final")
+    return (out, v) if return_v else out
+
+  def _final(self, h, c, shape, prefix):
+    """adaLN, LayerNorm, Linear to patches, unpatchify."""
+    b, height, width, channels = shape
+    p, d = self.patch_size, self.hidden_size
+    grid = height // p
     shift, scale = jnp.split(nn.Dense(
         2 * d, kernel_init=ZERO, dtype=self.dtype,
-        name="final_adaLN_modulation")(nn.silu(c)), 2, axis=-1)
-    h = modulate(_layer_norm("final_norm")(h), shift, scale)
+        name=f"{prefix}_adaLN_modulation")(nn.silu(c)), 2, axis=-1)
+    h = modulate(_layer_norm(f"{prefix}_norm")(h), shift, scale)
     out_ch = self.out_channels or channels
     h = nn.Dense(p * p * out_ch, kernel_init=ZERO, dtype=self.dtype,
-                 name="final_linear")(h.astype(self.dtype))
+                 name=f"{prefix}_linear")(h.astype(self.dtype))
     out = h.reshape(b, grid, grid, p, p, out_ch).transpose(
         0, 1, 3, 2, 4, 5).reshape(b, height, width, out_ch)
     return out.astype(jnp.float32)

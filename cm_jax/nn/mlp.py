@@ -26,12 +26,16 @@ class MLP(nn.Module):
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
   adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
   two_time: bool = False  # flow maps: also embed cond.c_step (t − r)
+  # iMF: an auxiliary v head (the last hidden layer and the output, twice);
+  # return_v=True returns (u, v).
+  v_head: bool = False
   dropout: float = 0.0
   out_dim: Optional[int] = None  # default: x's width
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, cond, train=False, return_weight=False):
+  def __call__(self, x, cond, train=False, return_weight=False,
+               return_v=False):
     emb = ConditionEmbedding(self.hidden, self.hidden, self.embedding, self.fourier_scale,
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
@@ -40,12 +44,31 @@ class MLP(nn.Module):
     emb = nn.silu(emb)
     dense = lambda width, name, init=XAVIER: nn.Dense(
         width, kernel_init=init, dtype=self.dtype, name=name)
-    h = dense(self.hidden, "in")(x.astype(self.dtype))
-    for i in range(self.depth):
-      h = nn.silu(dense(self.hidden, f"layer{i}")(h) + dense(self.hidden, f"emb{i}")(emb))
-      h = nn.Dropout(self.dropout, deterministic=not train)(h)
     near_zero = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
-    out = dense(self.out_dim or x.shape[-1], "out", near_zero)(h)
-    return with_adaptive_weight(self, out.astype(jnp.float32), cond.c_noise,
-                                return_weight, self.hidden)
 
+    def layer(h, prefix, i):
+      h = nn.silu(dense(self.hidden, f"{prefix}layer{i}")(h)
+                  + dense(self.hidden, f"{prefix}emb{i}")(emb))
+      return nn.Dropout(self.dropout, deterministic=not train)(h)
+
+    h = dense(self.hidden, "in")(x.astype(self.dtype))
+    shared = self.depth - (1 if self.v_head else 0)
+    for i in range(shared):
+      h = layer(h, "", i)
+    trunk = h
+    for i in range(shared, self.depth):  # the u branch of a v_head model
+      h = layer(h, "", i)
+    out = dense(self.out_dim or x.shape[-1], "out", near_zero)(h)
+    out = with_adaptive_weight(self, out.astype(jnp.float32), cond.c_noise,
+                               return_weight, self.hidden)
+    if not self.v_head:
+      if return_v:
+        raise ValueError("return_v needs model.v_head=True (iMF's auxiliary "
+                         "v head).")
+      return out
+    if not (return_v or self.is_initializing()):
+      return out
+    # iMF's auxiliary head: its own last layer and output, from the trunk.
+    v = dense(self.out_dim or x.shape[-1], "v_out", near_zero)(
+        layer(trunk, "v_", shared))
+    return (out, v.astype(jnp.float32)) if return_v else out

@@ -233,6 +233,9 @@ class UNet(nn.Module):
   # Noise embedding width ch·this (EDM's channel_mult_noise); None: 2
   # (NCSN++'s Fourier features), 1 (DDPM++'s positional embedding).
   channel_mult_noise: Optional[int] = None
+  # iMF: an auxiliary v head (its own output GroupNorm and conv);
+  # return_v=True returns (u, v).
+  v_head: bool = False
   resample_filter: tuple = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1)
   residual_input: bool = True  # NCSN++ progressive_input="residual"
   skip_rescale: bool = True
@@ -240,7 +243,8 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; params stay float32
 
   @nn.compact
-  def __call__(self, x, cond, train=False, return_weight=False):
+  def __call__(self, x, cond, train=False, return_weight=False,
+               return_v=False):
     # NCSN++ Fourier features have 2·nf channels, DDPM++ positional nf.
     noise_dim = self.ch * (self.channel_mult_noise or (
         2 if self.embedding == "fourier" else 1))
@@ -253,11 +257,22 @@ class UNet(nn.Module):
     emb = nn.silu(emb)
     h, skips = self._encoder(x.astype(self.dtype), emb, train)
     h = self._decoder(h, skips, emb, train, x.shape[1])
-    h = group_norm(h, self.dtype, "out_norm", silu=True)
-    out = nn.Conv(self.out_channels or x.shape[-1], (3, 3), kernel_init=NEAR_ZERO,
-                  dtype=self.dtype, name="out_conv")(h)
-    return with_adaptive_weight(self, out.astype(jnp.float32), cond.c_noise,
-                                return_weight, self.ch)
+    out = self._output(h, x.shape[-1], "out")
+    out = with_adaptive_weight(self, out, cond.c_noise, return_weight,
+                               self.ch)
+    if return_v and not self.v_head:
+      raise ValueError("return_v needs model.v_head=True (iMF's auxiliary "
+                       "v head).")
+    if not self.v_head or not (return_v or self.is_initializing()):
+      return out
+    v = self._output(h, x.shape[-1], "v_out")  # iMF's v head: its own output
+    return (out, v) if return_v else out
+
+  def _output(self, h, channels, prefix):
+    h = group_norm(h, self.dtype, f"{prefix}_norm", silu=True)
+    out = nn.Conv(self.out_channels or channels, (3, 3), kernel_init=NEAR_ZERO,
+                  dtype=self.dtype, name=f"{prefix}_conv")(h)
+    return out.astype(jnp.float32)
 
   def _block(self, out_ch, name, **kw):
     return ResBlock(out_ch, dropout=self.dropout, resample_filter=self.resample_filter,
