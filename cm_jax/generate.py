@@ -150,10 +150,13 @@ def guided_denoiser(model, process, params, labels=None, w=None,
 def flow_map_function(model, process, params, labels=None, w=None,
                       context=None):
   """φ(z, r, t) = z − (t − r)·u(z, r, t) of a trained flow map (the
-  linear process's ``flow_map``), conditioned as ``consistency_function``."""
+  linear process's ``flow_map``), conditioned as ``consistency_function``;
+  for a network with iMF's guidance inputs ``w`` is their [B, 3] (ω, t_min,
+  t_max)."""
+  guidance_inputs = getattr(model, "guidance_inputs", False)
   net = functools.partial(
       nn.network(model, params, nn.Condition(labels=labels, context=context)),
-      w=w)
+      **({"guidance": w} if guidance_inputs else {"w": w}))
   return process.flow_map(net)
 
 
@@ -243,9 +246,18 @@ def make_sampler(model, process, batch_shape, name, config):
 
 
 def _guidance(config, model, kind, batch):
-  """The w [batch] of CFG (diffusion teachers) or of an LCM's w input; None
-  when there is none to apply."""
+  """The w [batch] of CFG (diffusion teachers) or of an LCM's w input, or
+  iMF's guidance inputs [batch, 3] (ω = sample.guidance, 0 meaning 1, and
+  sample.guidance_interval); None when there is none to apply."""
   w = float(config.sample.guidance)
+  if getattr(model, "guidance_inputs", False):
+    omega = w or 1.0
+    lo, hi = (float(t) for t in config.sample.guidance_interval)
+    if omega < 1.0 or not 0.0 <= lo <= hi <= 1.0:
+      raise ValueError(f"iMF samples at ω = sample.guidance={w} ≥ 1 (0: "
+                       "unguided) over sample.guidance_interval=("
+                       f"{lo}, {hi}) within [0, 1]; set them so.")
+    return jnp.tile(jnp.array([[omega, lo, hi]], jnp.float32), (batch, 1))
   if getattr(model, "w_embedding", False):
     return jnp.full((batch,), w, jnp.float32)
   if w == 0.0:

@@ -138,30 +138,81 @@ def consistency_training_loss(online, target, x0, key, *, sigmas,
                                 metric, weighting)
 
 
-def ect_mapping(t, stage, *, q=2.0, k=8.0, b=1.0):
+def ect_mapping(t, stage, *, q=2.0, k=8.0, b=1.0, ratio_limit=1.0):
   """ECT's r(t) at training stage s (Geng et al. 2024, §3.2 "mapping
   function"; locuslab/ect ``training/loss.py``, ``t_to_r_sigmoid``):
 
     r = t·(1 − q^{−(s+1)}·(1 + k·sigmoid(−b·t))),
 
   so Δt = t − r = t·q^{−(s+1)}·(1 + k·σ(−bt)) shrinks by q per stage, and
-  relatively more at small t. May be ≤ 0; the loss clamps it at 0, where
-  the target is the clean x0 (``ect_pair_loss``)."""
-  decay = jnp.asarray(q, jnp.float32) ** -(jnp.asarray(stage, jnp.float32)
-                                           + 1.0)
+  relatively more at small t. May be ≤ 0; the loss clamps it (``r_min``).
+  TCM (NVlabs/TCM ``training/loss.py``, ``update_schedule``) caps the
+  ratio 1 − q^{−(s+1)} at ``ratio_limit`` (0.999), i.e. q^{−(s+1)} at
+  1 − ratio_limit from below; 1 = no cap (ECT)."""
+  decay = jnp.maximum(
+      jnp.asarray(q, jnp.float32) ** -(jnp.asarray(stage, jnp.float32) + 1.0),
+      1.0 - jnp.asarray(ratio_limit, jnp.float32))
   return t * (1.0 - decay * (1.0 + k * jax.nn.sigmoid(-b * t)))
 
 
-def ect_stage(step, stage_steps):
+def ect_stage(step, stage_steps, start_stage=0):
   """ECT's stage s = ⌊k / (iterations per stage)⌋ (the official code:
-  ``cur_tick // double_ticks``)."""
-  return jnp.asarray(step, jnp.int32) // stage_steps
+  ``cur_tick // double_ticks``), plus TCM's ``start_stage`` (its stage 2
+  goes on with the stage-1 run's stage through ``--resume_tick``)."""
+  return jnp.asarray(step, jnp.int32) // stage_steps + start_stage
+
+
+def student_t_cdf(x, df):
+  """The Student-t CDF F(x) = ½ + ½·sign(x)·I_{x²/(ν + x²)}(½, ν/2), the
+  central mass taken from the complementary 1 − I_{ν/(ν + x²)}(ν/2, ½)
+  where x² > ν, which keeps float32 accurate at both ends."""
+  x = jnp.asarray(x, jnp.float32)
+  sq = jnp.square(x)
+  central = jnp.where(
+      sq < df, jax.scipy.special.betainc(0.5, 0.5 * df, sq / (df + sq)),
+      1.0 - jax.scipy.special.betainc(0.5 * df, 0.5, df / (df + sq)))
+  return 0.5 + 0.5 * jnp.sign(x) * central
+
+
+def _inverse_cdf(cdf, u, lo, hi, iterations=48):
+  """x in [lo, hi] with cdf(x) = u, by bisection (cdf increasing): 48
+  halvings reach float32's resolution on any interval used here."""
+  def halve(_, bounds):
+    lo, hi = bounds
+    mid = 0.5 * (lo + hi)
+    below = cdf(mid) < u
+    return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+  lo = jnp.full_like(u, lo)
+  hi = jnp.full_like(u, hi)
+  lo, hi = jax.lax.fori_loop(0, iterations, halve, (lo, hi))
+  return 0.5 * (lo + hi)
+
+
+def truncated_log_time(key, batch_size, *, p_mean, p_std, t_lower, t_upper,
+                       df=None):
+  """t with ln t = P_mean + P_std·n, n ~ N(0, 1) (``df`` None) or
+  Student-t(ν = ``df``), truncated so that t ∈ [t_lower, t_upper]: u ~
+  U[F(a), F(b)], n = F⁻¹(u), a, b = (ln t_lower − P_mean)/P_std, (ln
+  t_upper − P_mean)/P_std (TCM ``torch_utils/misc.py``:
+  ``truncated_normal``, stage 1, and ``truncated_t``, stage 2). [B]."""
+  a = (math.log(t_lower) - p_mean) / p_std
+  b = (math.log(t_upper) - p_mean) / p_std
+  if df is None:
+    cdf, inverse = jax.scipy.special.ndtr, jax.scipy.special.ndtri
+  else:
+    cdf = functools.partial(student_t_cdf, df=df)
+    inverse = lambda u: _inverse_cdf(cdf, u, a, b)
+  lo, hi = cdf(jnp.float32(a)), cdf(jnp.float32(b))
+  u = jax.random.uniform(key, (batch_size,), jnp.float32, lo, hi)
+  n = jnp.clip(inverse(u), a, b)  # round-off of F(F⁻¹) at the ends
+  return jnp.exp(p_mean + p_std * n)
 
 
 def easy_consistency_training_loss(online, target, x0, key, *, stage,
                                    q=2.0, k=8.0, b=1.0, p_mean=-1.1,
                                    p_std=2.0, metric=l2_norm,
-                                   weighting=schedules.ict_weight):
+                                   weighting=schedules.ict_weight,
+                                   ratio_limit=1.0, r_min=0.0, t_range=None):
   """ECT (Geng et al. 2024), continuous-time consistency training, per
   example, as locuslab/ect's CIFAR-10 ``ECMLoss``: ln t ~ N(P_mean, P_std²)
   (iCT's lognormal, not clipped), r = max(``ect_mapping``(t, stage), 0),
@@ -174,13 +225,77 @@ def easy_consistency_training_loss(online, target, x0, key, *, stage,
   ict_weight``) or its ImageNet branch's snrpk 1/t² + 1/σ_d²
   (``schedules.snrpk_weight``); d = ‖·‖₂ by default (ECT's c = 0).
   θ⁻ = θ (ECT's stopgrad, μ = 0).
+
+  TCM's stage 1 (NVlabs/TCM ``ECMLoss``) is this loss with ln t truncated
+  to ``t_range`` = (t_lower, t_upper) (``truncated_log_time``; None: not
+  truncated), the ratio capped at ``ratio_limit`` and r clamped at
+  ``r_min`` = 1e-6 instead of 0, where f_θ⁻ is evaluated (0: x0 is the
+  target, ECT).
   """
   t_key, noise_key = jax.random.split(key)
-  t = jnp.exp(p_mean + p_std * jax.random.normal(t_key, x0.shape[:1]))
-  r = jnp.maximum(ect_mapping(t, stage, q=q, k=k, b=b), 0.0)
+  if t_range is None:
+    t = jnp.exp(p_mean + p_std * jax.random.normal(t_key, x0.shape[:1]))
+  else:
+    t = truncated_log_time(t_key, x0.shape[0], p_mean=p_mean, p_std=p_std,
+                           t_lower=t_range[0], t_upper=t_range[1])
+  r = jnp.maximum(ect_mapping(t, stage, q=q, k=k, b=b,
+                              ratio_limit=ratio_limit), r_min)
   z = jax.random.normal(noise_key, x0.shape)
   return ect_pair_loss(online, target, x0, z, t, r, metric=metric,
                        weighting=weighting)
+
+
+def truncated_consistency_loss(online, target, stage1, x0, key, *, stage,
+                               transition_t=1.0, t_upper=80.0, p_mean=0.0,
+                               p_std=0.2, df=0.01, boundary_prob=0.25,
+                               w_boundary=0.1, q=2.0, k=8.0, b=1.0,
+                               ratio_limit=0.999, r_min=1e-6, metric=l2_norm,
+                               weighting=schedules.ict_weight):
+  """TCM's stage 2 (Lee et al. 2025, "Truncated Consistency Models", eq. 8;
+  NVlabs/TCM ``ECMLoss`` with a ``TCMPrecond`` network), per example.
+
+  ln t = P_mean + P_std·n, n ~ Student-t(ν = ``df``), truncated to t ∈
+  [t′, t_upper] (t′ = ``transition_t``); exactly ⌊B·``boundary_prob``⌋
+  examples, chosen at random, are boundary examples with t = t′ (the
+  official t′ + 1e-8, which float32 rounds to t′). r = max(r(t), r_min)
+  by ECT's mapping (``ect_mapping``, the ratio capped). The target network
+  is piecewise in its time σ:
+
+    f⁻(x, σ) = stopgrad f_θ(x, σ)   for σ ≥ t′ (the student),
+               f_stage1(x, σ)       for σ < t′ (the frozen stage-1 model),
+
+  each example's ℓ = λ(r, t)·d(f_θ(x0 + t·z, t), f⁻(x0 + r·z, r)), and the
+  loss is mean(ℓ over the truncated examples) + w_boundary·mean(ℓ over the
+  boundary examples): each example's ℓ is scaled here so that the train
+  step's mean over the batch is that sum. Returns (loss [B], {"consistency":
+  the first mean, "boundary": the second, unweighted})."""
+  batch = x0.shape[0]
+  num_boundary = int(batch * boundary_prob)
+  t_key, pick_key, noise_key = jax.random.split(key, 3)
+  t = truncated_log_time(t_key, batch, p_mean=p_mean, p_std=p_std,
+                         t_lower=transition_t, t_upper=t_upper, df=df)
+  picked = jax.random.permutation(pick_key, batch)[:num_boundary]
+  boundary = jnp.zeros((batch,), bool).at[picked].set(True)
+  t = jnp.where(boundary, jnp.float32(transition_t + 1e-8), t)
+  mapped = ect_mapping(t, stage, q=q, k=k, b=b, ratio_limit=ratio_limit)
+  r = jnp.maximum(mapped, r_min)
+  z = jax.random.normal(noise_key, x0.shape)
+
+  def piecewise_target(x, sigma):
+    student = target(x, sigma)
+    return jnp.where(expand_to(sigma >= transition_t, x), student,
+                     stage1(x, sigma))
+
+  per_example = ect_pair_loss(online, piecewise_target, x0, z, t, r,
+                              metric=metric, weighting=weighting)
+  num_truncated = batch - num_boundary
+  mean_over = lambda mask, n: jnp.sum(jnp.where(mask, per_example, 0.0)) / n
+  parts = {"consistency": mean_over(~boundary, num_truncated),
+           "boundary": (mean_over(boundary, num_boundary) if num_boundary
+                        else jnp.float32(0.0))}
+  scale = jnp.where(boundary, w_boundary * batch / max(num_boundary, 1),
+                    batch / num_truncated)
+  return per_example * scale, parts
 
 
 def ect_pair_loss(online, target, x0, z, t, r, *, metric=l2_norm,
@@ -445,6 +560,80 @@ def improved_meanflow_loss(u_and_v, x0, key, *, times, p=1.0, c=0.01):
   big_v = u + expand_to(t - r, x0) * jax.lax.stop_gradient(du_dt)
   return (adaptive_weight(l2(big_v, v), p=p, c=c)
           + adaptive_weight(l2(v_theta, v), p=p, c=c))
+
+
+def imf_guidance_scale(key, batch_size, *, s_max=7.0, beta=1.0):
+  """iMF's guidance scale ω per example (Lyy-iiis/imeanflow ``imf.py``,
+  ``sample_cfg_scale``), density ∝ ω^−β on [1, 1 + s_max]: with u ~
+  U[0, 1), ω = (1 + s_max)^u for β = 1 (log-uniform), else ω = (1 + u·((1
+  + s_max)^{1−β} − 1))^{1/(1−β)}. [B]."""
+  u = jax.random.uniform(key, (batch_size,), jnp.float32)
+  top = 1.0 + s_max
+  if beta == 1.0:
+    return top ** u
+  return (1.0 + u * (top ** (1.0 - beta) - 1.0)) ** (1.0 / (1.0 - beta))
+
+
+def imf_guidance_interval(key, batch_size, flow_matching):
+  """iMF's guidance interval per example (``sample_cfg_interval``): t_min ~
+  U[0, ½), t_max ~ U[½, 1), and [0, 1] for the ``flow_matching`` examples
+  (r = t) [B]. Returns (t_min, t_max)."""
+  lo_key, hi_key = jax.random.split(key)
+  t_min = jax.random.uniform(lo_key, (batch_size,), jnp.float32, 0.0, 0.5)
+  t_max = jax.random.uniform(hi_key, (batch_size,), jnp.float32, 0.5, 1.0)
+  return (jnp.where(flow_matching, 0.0, t_min),
+          jnp.where(flow_matching, 1.0, t_max))
+
+
+def guided_improved_meanflow_loss(u_and_v, x0, key, *, times,
+                                  label_dropout=0.1, s_max=7.0, beta=1.0,
+                                  p=1.0, c=0.01):
+  """iMF's objective with its guidance as network inputs (iMF §4; Lyy-iiis/
+  imeanflow ``imf.py`` ``forward``, ``guidance_fn``, ``cond_drop``), per
+  example, for a class-conditional u_θ that also reads (ω, t_min, t_max):
+
+    ω ~ ``imf_guidance_scale``, [t_min, t_max] ~ ``imf_guidance_interval``,
+    w = ω for t ∈ [t_min, t_max], 1 elsewhere;
+    v_c = v_θ(z_t, t, t | c, w, [0, 1]),  v_u = v_θ(z_t, t, t | ∅, 1, [0, 1]);
+    v_g = v + (1 − 1/w)·(v_c − v_u),  v = ε − x0  (v_g = v for the first
+      n ~ Binomial(B, ``label_dropout``) examples, which see the null class);
+    (u, du/dt, v_θ) = u_θ(z_t, r, t | c or ∅, ω, [t_min, t_max]) and its JVP
+      along (v_c, 0, 1);
+    loss = w_a(‖u + (t − r)·sg(du/dt) − sg(v_g)‖²) + w_a(‖v_θ − sg(v_g)‖²),
+
+  w_a the adaptive weight (``adaptive_weight``). At the fixed point v_θ(· |
+  c, ω) = v(· | ∅) + ω·(v(· | c) − v(· | ∅)), classifier-free guidance at
+  scale ω, and u_θ its average. ``u_and_v(z, r, t, guidance, null)`` → (u_θ,
+  v_θ), guidance [B, 3] = (ω, t_min, t_max), null [B] bool: the examples
+  that see the null class; ``times(key, B)`` → (t, r)."""
+  t_key, e_key, i_key, w_key, d_key = jax.random.split(key, 5)
+  batch = x0.shape[0]
+  t, r = times(t_key, batch)
+  e = jax.random.normal(e_key, x0.shape)
+  z_t = expand_to(1.0 - t, x0) * x0 + expand_to(t, x0) * e
+  v = e - x0
+  t_min, t_max = imf_guidance_interval(i_key, batch, r == t)
+  omega = imf_guidance_scale(w_key, batch, s_max=s_max, beta=beta)
+  dropped = first_dropped(d_key, batch, label_dropout)
+  whole = (jnp.zeros_like(t), jnp.ones_like(t))  # the v head's [0, 1]
+
+  def v_head(scale, null):
+    guidance = jnp.stack([scale, *whole], axis=-1)
+    return u_and_v(z_t, t, t, guidance, null)[1]
+
+  w = jnp.where((t >= t_min) & (t <= t_max), omega, 1.0)
+  v_uncond = v_head(jnp.ones_like(t), jnp.ones_like(dropped))
+  v_cond = v_head(w, jnp.zeros_like(dropped))
+  v_g = v + expand_to(1.0 - 1.0 / w, x0) * (v_cond - v_uncond)
+  v_g = jax.lax.stop_gradient(jnp.where(expand_to(dropped, x0), v, v_g))
+  guidance = jnp.stack([omega, t_min, t_max], axis=-1)
+  u, du_dt, v_theta = jax.jvp(
+      lambda z, r, t: u_and_v(z, r, t, guidance, dropped), (z_t, r, t),
+      (jax.lax.stop_gradient(v_cond), jnp.zeros_like(r), jnp.ones_like(t)),
+      has_aux=True)
+  compound = u + expand_to(t - r, x0) * jax.lax.stop_gradient(du_dt)  # V
+  return (adaptive_weight(l2(compound, v_g), p=p, c=c)
+          + adaptive_weight(l2(v_theta, v_g), p=p, c=c))
 
 
 def shortcut_times(key, batch_size, *, denoise_steps=128,

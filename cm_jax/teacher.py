@@ -54,7 +54,7 @@ def run_workdir(config, needs):
       fix = (f"set --config.{needs.run_field}={config[group].workdir} "
              "instead" if needs.teacher else "leave it empty")
       raise ValueError(f"method={config.method} reads no {field} (teacher."
-                       "workdir: the run CD, LCD and sCD distil; init.workdir:"
+                       "workdir: the run CD, LCD, sCD and TCM read; init.workdir:"
                        " the run ECT, sCT and LCF start from); " + fix + ".")
   return config[needs.run_field.split(".")[0]].workdir
 

@@ -129,6 +129,7 @@ def _model():
   # fourier (NCSN++), 1 for positional (DDPM++).
   g.channel_mult_noise = ml_collections.config_dict.placeholder(int)
   g.v_head = False  # iMF: an auxiliary v head (its own output layers).
+  g.guidance_inputs = False  # iMF: guidance ω and interval as inputs.
   g.resample_filter = (1, 3, 3, 1)  # NCSN++ FIR; DDPM++: (1, 1).
   g.residual_input = True  # NCSN++ progressive_input = "residual".
   g.skip_rescale = True  # Residual sums scaled by 1/√2.
@@ -230,13 +231,14 @@ def _loss():
 def _optim():
   """config.optim: the optimiser."""
   g = ml_collections.ConfigDict()
-  g.name = "radam"  # radam (CM, iCT) | adam (EDM teacher).
+  g.name = "radam"  # radam (CM, iCT) | adam (EDM teacher) | adamw.
   g.lr = 1e-4  # iCT CIFAR-10.
   g.b1 = 0.9
   g.b2 = 0.999
   g.eps = 1e-8
   g.warmup_steps = 0  # Linear lr warm-up; the CM/iCT recipes use none.
   g.grad_clip = 0.0  # Global-norm clipping; 0 = off (as the papers).
+  g.weight_decay = 0.0  # adamw's decoupled decay (shortcut models: 0.1).
   return g
 
 
@@ -285,6 +287,9 @@ def _sample():
   g.labels = ()  # Class-conditional: labels cycled; () = all in turn;
   #                num_classes = the null class.
   g.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
+  # iMF (model.guidance_inputs): ω = sample.guidance (0: 1) applied for t
+  # in this interval, both network inputs.
+  g.guidance_interval = (0.0, 1.0)
   #                   w ≠ 0 names sample files …_w<w> (grid, npz, png).
   g.context = ""  # model.context_dim > 0: .npz with "context" [N, D],
   return g
@@ -406,6 +411,7 @@ def set_mlp(c):
   c.model.adaptive_weight = False  # sCM: a head for w_φ(t) (as the UNet's).
   c.model.two_time = False  # Flow maps: t − r as a second time input.
   c.model.v_head = False  # iMF: an auxiliary v head (last layer, output).
+  c.model.guidance_inputs = False  # iMF: guidance ω and interval as inputs.
   # Output width; None = the input's.
   c.model.out_dim = ml_collections.config_dict.placeholder(int)
 
@@ -426,6 +432,7 @@ def set_dit(c, size="B", patch_size=2):
   c.model.two_time = False  # Flow maps: t − r through a second embedder.
   c.model.frequency_dim = 256  # Sinusoidal frequencies of the time inputs.
   c.model.v_head_depth = 0  # iMF: an auxiliary v head of this many blocks.
+  c.model.guidance_inputs = False  # iMF: guidance ω and interval as inputs.
   # Output channels; None = the input's.
   c.model.out_channels = ml_collections.config_dict.placeholder(int)
 

@@ -7,11 +7,12 @@ calibrated threshold, and one resumed run equal to an uninterrupted one.
     python scripts/quality_gate.py --calibrate --seeds=0,1,2,3,4 --only=meanflow
 
 Each check trains one method's 2-D recipe (its teacher first, for CD, sCD
-and LCD) through cm_jax's own modes, samples it at 1 and 2 steps, and
-scores the samples against the data: on the Gaussian mixtures the share of
-samples within 3 std of a mode ("near") and the worst-served mode's count
-as a share of its fair share ("worst"); on the class-conditional toy, LCD's
-class accuracy at guidance w = 3. A figure below its threshold fails the
+and LCD; TCM's stage 1 for TCM) through cm_jax's own modes, samples it at
+1 and 2 steps, and scores the samples against the data: on the Gaussian
+mixtures the share of samples within 3 std of a mode ("near") and the
+worst-served mode's count as a share of its fair share ("worst"); on the
+class-conditional toy, LCD's and guided iMF's one-step class accuracy at
+guidance w = 3. A figure below its threshold fails the
 gate. The thresholds (scripts/quality_thresholds.json) come from
 ``--calibrate``: the same runs over several seeds, each threshold the
 mean minus max(3 standard deviations, MARGIN) of the seeds that are not
@@ -73,6 +74,7 @@ TEACHERS = {
     "edm": Run("configs/edm_toy2d.py",
                {**TEACHER_MLP, "train.num_steps": 2000}),
     "edm_cond": Run("configs/edm_toy2d.py:cond", {"train.num_steps": 1000}),
+    "tcm_stage1": Run("configs/tcm_toy2d.py:stage1"),
 }
 
 CHECKS = {
@@ -101,6 +103,10 @@ CHECKS = {
     "meanflow": Run("configs/meanflow_toy2d.py"),
     "shortcut": Run("configs/shortcut_toy2d.py"),
     "imf": Run("configs/imf_toy2d.py"),
+    # iMF with its guidance as network inputs, sampled at ω = 3 (unguided,
+    # ω = 1, seed 0's one jump is 0.91 accurate; guided 1.00).
+    "imf_cond": Run("configs/imf_toy2d.py:cond", score="classes"),
+    "tcm": Run("configs/tcm_toy2d.py", teacher="tcm_stage1"),
 }
 RESUME = "resume"  # the resumed-run check (losses step for step)
 QUIET = {"train.sample_every": 0, "train.tensorboard": False,

@@ -281,3 +281,41 @@ def test_each_method_reads_its_own_time_law(module, group):
                      f"from {group}.p_mean/p_std; .*set --config.{group}."
                      f"p_mean=... and --config.{group}.p_std=... instead.$"):
     methods.make_objective(c, shape)
+
+
+def test_shortcut_celebahq256_is_the_official_command():
+  """kvfrans/shortcut-models' README CelebA command over train.py's
+  defaults: DiT-B/2, AdamW 1e-4 with weight decay 0.1, batch 64, 410k
+  steps, θ⁻ at 0.999, sampling θ itself (use_ema 0)."""
+  from configs import shortcut_celebahq256  # pylint: disable=g-import-not-at-top
+  c = shortcut_celebahq256.get_config()
+  assert (c.model.name, c.model.hidden_size, c.model.depth,
+          c.model.num_heads, c.model.patch_size, c.model.mlp_ratio) == (
+              "dit", 768, 12, 12, 2, 4.0)
+  assert (c.method, c.shortcut.denoise_steps, c.shortcut.bootstrap_every,
+          c.target.mu) == ("shortcut", 128, 8, 0.999)
+  assert (c.optim.name, c.optim.lr, c.optim.b2, c.optim.weight_decay) == (
+      "adamw", 1e-4, 0.999, 0.1)
+  assert (c.train.batch_size, c.train.num_steps, c.train.ema_decay) == (
+      64, 410_000, 0.0)
+
+
+def test_adamw_decays_every_parameter_and_only_adamw_reads_the_decay():
+  """With a zero gradient AdamW's step is −lr·λ·p (decoupled decay), p ←
+  (1 − lr·λ)·p; weight_decay on another optimizer is a one-line error."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from cm_jax.train import optim  # pylint: disable=g-import-not-at-top
+  c = base.get_base_config()
+  c.optim.name, c.optim.lr, c.optim.weight_decay = "adamw", 0.01, 0.1
+  tx = optim.make_optimizer(c.optim)
+  p = {"w": jnp.array([2.0, -3.0])}
+  state = tx.init(p)
+  for _ in range(3):
+    updates, state = tx.update({"w": jnp.zeros(2)}, state, p)
+    p = optax.apply_updates(p, updates)
+  np.testing.assert_allclose(p["w"], np.array([2.0, -3.0]) * 0.999 ** 3,
+                             rtol=1e-6)
+  c.optim.name = "radam"
+  with pytest.raises(ValueError, match="optim.name=adamw only"):
+    optim.make_optimizer(c.optim)

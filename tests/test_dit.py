@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cm_jax.nn import Condition, dit, get_model
+from cm_jax.nn import Condition, dit, embeddings, get_model
 from configs import base
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -209,3 +209,31 @@ def test_v_head_branches_beside_the_last_blocks():
   with pytest.raises(ValueError, match="v_head_depth"):
     _tiny().apply(_tiny().init(jax.random.key(0), x, cond.replace(
         labels=None)), x, cond, return_v=True)
+
+
+def test_guidance_inputs_add_three_time_embedders_of_1_minus_1_over_omega():
+  """iMF's guidance inputs: three more time embedders (Linear 256 → D, D →
+  D each), reading 1 − 1/ω, t_min and t_max; ω and the interval move the
+  output; a DiT with them refuses a call without them."""
+  model = dit.DiT(patch_size=2, hidden_size=64, depth=2, num_heads=4,
+                  num_classes=10, two_time=True, guidance_inputs=True)
+  guidance = jnp.array([[2.0, 0.1, 0.8]])
+  cond = Condition(jnp.zeros((1,)), c_step=jnp.zeros((1,)),
+                   labels=jnp.zeros((1,), jnp.int32), guidance=guidance)
+  assert _count(model, (1, 8, 8, 4), cond) == _written_out_count(
+      64, 2, 2, 4, 4, 10, times=5)
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
+  params = _random_params(model, x, cond)
+  out = lambda g: model.apply({"params": params}, x, cond.replace(
+      c_noise=jnp.full((2,), 0.5), c_step=jnp.full((2,), 0.2),
+      labels=jnp.array([1, 2]), guidance=jnp.tile(jnp.array([g]), (2, 1))))
+  assert float(jnp.abs(out([1.0, 0.0, 1.0]) - out([4.0, 0.0, 1.0])).max()) > 1e-3
+  assert float(jnp.abs(out([4.0, 0.0, 1.0]) - out([4.0, 0.2, 1.0])).max()) > 1e-3
+  # ω enters as 1 − 1/ω (imfDiT's omega_embedder(1 - 1 / w)).
+  features = embeddings.guidance_features(jnp.array([[4.0, 0.2, 0.9]]))
+  np.testing.assert_allclose([float(features[k][0]) for k in (
+      "omega", "t_min", "t_max")], [0.75, 0.2, 0.9], rtol=1e-6)
+  with pytest.raises(ValueError, match="guidance_inputs=True"):
+    model.apply({"params": params}, x, cond.replace(
+        c_noise=jnp.zeros((2,)), c_step=jnp.zeros((2,)), labels=None,
+        guidance=None))

@@ -390,3 +390,111 @@ def test_imf_loss_is_the_written_out_formula():
                                         times=lambda k, n: (t, r), p=p, c=cc)
     want = sq_u / (sq_u + cc) ** p + sq_v / (sq_v + cc) ** p
     np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=f"p={p}")
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 2.0])
+def test_imf_guidance_scale_has_the_power_law(beta):
+  """ω on [1, 1 + s_max] with density ∝ ω^−β: CDF ln ω / ln(1 + s_max) at
+  β = 1, (ω^{1−β} − 1)/((1 + s_max)^{1−β} − 1) otherwise (KS distance of
+  40,000 draws below the 1% critical value)."""
+  n, s_max = 40_000, 7.0
+  w = np.sort(np.asarray(losses.imf_guidance_scale(
+      jax.random.key(3), n, s_max=s_max, beta=beta), np.float64))
+  assert w.min() >= 1.0 and w.max() <= 1.0 + s_max
+  if beta == 1.0:
+    cdf = np.log(w) / np.log(1 + s_max)
+  else:
+    cdf = (w ** (1 - beta) - 1) / ((1 + s_max) ** (1 - beta) - 1)
+  ks = np.max(np.maximum(np.arange(1, n + 1) / n - cdf, cdf - np.arange(n) / n))
+  assert ks < 1.63 / np.sqrt(n), ks
+
+
+def test_imf_guidance_interval_laws_and_flow_matching_examples():
+  n = 20_000
+  fm = jnp.arange(n) < n // 2
+  t_min, t_max = map(np.asarray, losses.imf_guidance_interval(
+      jax.random.key(4), n, fm))
+  np.testing.assert_array_equal(t_min[: n // 2], 0.0)
+  np.testing.assert_array_equal(t_max[: n // 2], 1.0)
+  lo, hi = t_min[n // 2:], t_max[n // 2:]
+  assert lo.min() >= 0 and lo.max() < 0.5 and hi.min() >= 0.5 and hi.max() < 1
+  np.testing.assert_allclose([lo.mean(), hi.mean()], [0.25, 0.75], atol=0.005)
+
+
+def test_guided_imf_loss_is_the_written_out_formula():
+  """iMF's guided objective against imeanflow's ``forward`` written out, the
+  JVP's partials by hand, on a stand-in network that reads every input
+  (ω, the interval and the null class move u and v): w = ω inside [t_min,
+  t_max], 1 outside; v_c at (w, [0, 1]) with the labels, v_u at (1, [0, 1])
+  with the null class; v_g = v + (1 − 1/w)·(v_c − v_u), v for the dropped
+  examples; V from the JVP along v_c; both terms for p = 0 and 1."""
+  u0, (a, b, c) = _affine_u()
+
+  def u_and_v(z, r, t, guidance, null):
+    g = 1 - 1 / guidance[:, :1]
+    lo, hi, nl = guidance[:, 1:2], guidance[:, 2:3], null[:, None] * 1.0
+    u = u0(z, r, t) + 0.4 * g + 0.2 * lo - 0.3 * hi + 0.5 * nl
+    v = 0.5 * z + (t - 0.3 * r)[:, None] + 0.6 * g - 0.7 * nl + 0.1 * hi
+    return u, v
+
+  n = 64
+  x0 = _data(n)
+  key = jax.random.key(17)
+  t = jnp.linspace(0.05, 0.95, n)
+  r = jnp.where(jnp.arange(n) < n // 4, t, t * jnp.linspace(0.0, 1.0, n))
+  _, e_key, i_key, w_key, d_key = jax.random.split(key, 5)
+  e = jax.random.normal(e_key, x0.shape)
+  z = (1 - t[:, None]) * x0 + t[:, None] * e
+  v = e - x0
+  t_min, t_max = losses.imf_guidance_interval(i_key, n, r == t)
+  omega = losses.imf_guidance_scale(w_key, n)
+  dropped = losses.first_dropped(d_key, n, 0.3)
+  inside = (t >= t_min) & (t <= t_max)
+  assert inside.any() and (~inside).any() and dropped.any()
+  w = jnp.where(inside, omega, 1.0)
+  ones, zeros = jnp.ones(n), jnp.zeros(n)
+  v_c = u_and_v(z, t, t, jnp.stack([w, zeros, ones], -1), zeros > 0)[1]
+  v_u = u_and_v(z, t, t, jnp.stack([ones, zeros, ones], -1), ones > 0)[1]
+  v_g = v + (1 - 1 / w)[:, None] * (v_c - v_u)
+  v_g = jnp.where(dropped[:, None], v, v_g)
+  u, v_theta = u_and_v(z, r, t, jnp.stack([omega, t_min, t_max], -1), dropped)
+  dudt = v_c * (a * t[:, None] ** 2 + b * r[:, None]) + (
+      2 * a * t[:, None] * z + c)
+  big_v = u + (t - r)[:, None] * dudt
+  sq_u = jnp.sum((big_v - v_g) ** 2, axis=1)
+  sq_v = jnp.sum((v_theta - v_g) ** 2, axis=1)
+  for p in (0.0, 1.0):
+    got = losses.guided_improved_meanflow_loss(
+        u_and_v, x0, key, times=lambda k, m: (t, r), label_dropout=0.3, p=p)
+    want = sq_u / (sq_u + 0.01) ** p + sq_v / (sq_v + 0.01) ** p
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=f"p={p}")
+
+
+def test_guided_imf_trains_and_samples_through_its_guidance_inputs():
+  """A class-conditional MLP and DiT with model.guidance_inputs: the
+  objective builds, a step's loss is finite, the inputs change u, and
+  the flow-map sampler feeds sample.guidance and its interval."""
+  from cm_jax import methods, nn  # pylint: disable=g-import-not-at-top
+  from configs import imf_toy2d  # pylint: disable=g-import-not-at-top
+  c = imf_toy2d.get_config()
+  c.model.num_classes, c.model.guidance_inputs = 3, True
+  objective = methods.make_objective(c, (2,))
+  model = nn.get_model(c.model)
+  x, cond = nn.dummy_inputs(model, (2,), batch_size=8)
+  params = model.init(jax.random.key(0), x, cond)["params"]
+  labels = jnp.arange(8) % 3
+  net = nn.network(model, params, nn.Condition(labels=labels))
+  loss, _ = objective(net, net, _data(8), jax.random.key(1), 0)
+  assert loss.shape == (8,) and bool(jnp.all(jnp.isfinite(loss)))
+  z = jax.random.normal(jax.random.key(2), (8, 2))
+  u = lambda g: LINEAR.average_velocity(functools.partial(
+      net, guidance=jnp.tile(jnp.array([g]), (8, 1))))(z, 0.0, 1.0)
+  assert float(jnp.abs(u([3.0, 0.0, 1.0]) - u([1.0, 0.0, 1.0])).max()) > 0
+  c.sample.guidance, c.sample.guidance_interval = 2.0, (0.1, 0.9)
+  samples = generate.generate(model, params, c, (2,), 6, 1,
+                              jax.random.key(3), kind="flow_map")
+  assert samples.shape == (6, 2) and np.all(np.isfinite(samples))
+  c.sample.guidance = 0.5
+  with pytest.raises(ValueError, match="sample.guidance=0.5"):
+    generate.generate(model, params, c, (2,), 6, 1, jax.random.key(3),
+                      kind="flow_map")

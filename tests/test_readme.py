@@ -25,7 +25,8 @@ SCRIPT = re.compile(r"(?:scripts|benchmarks)/[a-z0-9_]+\.(?:py|sh)")
 # `group.field` in backticks, for the config groups every config has.
 GROUPS = ("data", "model", "diffusion", "train", "optim", "loss", "sample",
           "eval", "edit", "search", "teacher", "curriculum", "target", "ect",
-          "scm", "lcm", "diffusion_model", "trigflow", "vp", "augment")
+          "scm", "lcm", "diffusion_model", "trigflow", "vp", "augment",
+          "tcm", "meanflow", "shortcut", "linear")
 FIELD = re.compile(r"`((?:%s)\.(?!py`|sh`|md`)[a-z0-9_]+)(?:=[^`]*)?`"
                    % "|".join(GROUPS))
 

@@ -198,6 +198,31 @@ class TrainTest(chex.TestCase):
     with self.assertRaisesRegex(ValueError, "trigflow.time_scale: 1.0 there"):
       _ = experiment.Experiment(config, fresh).teacher
 
+  def test_tcm_starts_from_its_stage1_run_and_resumes_bit_exactly(self):
+    """TCM's stage 2 from a stage-1 run (method=ect with TCM's choices): θ
+    starts as its EMA, φ is that EMA with θ's dropout, the boundary and
+    truncated means are logged, and a killed run resumes bit-exactly."""
+    stage1_dir = os.path.join(make_tempdir(self), "stage1")
+    stage1 = tiny_toy_config(num_steps=2)
+    stage1.model.dropout = 0.1
+    methods.tcm.configure_stage1(stage1, stage_steps=3)
+    trained = train_mode.train(stage1, stage1_dir,
+                               sharding.make_mesh(jax.devices()[:1]))
+    config = tiny_toy_config(num_steps=8)
+    config.model.dropout = 0.1
+    methods.tcm.configure(config, stage_steps=3, start_stage=8)
+    config.teacher.workdir = stage1_dir
+    fresh = make_tempdir(self)
+    exp = experiment.Experiment(config, fresh,
+                                sharding.make_mesh(jax.devices()[:1]))
+    start, _ = exp.initial_state(checkpoint.make_manager(fresh))
+    chex.assert_trees_all_equal(start.online, trained.ema)
+    chex.assert_trees_all_equal(start.ema, trained.ema)
+    rows, _ = self._assert_resumes_bit_exactly(config)
+    self.assertEqual([r["ect_stage"] for r in rows], [8, 8, 8, 9, 9, 9, 10, 10])
+    self.assertTrue(all(r["loss_boundary"] > 0 and r["loss_consistency"] > 0
+                        for r in rows))
+
   def test_meanflow_resumes_bit_exactly(self):
     """MeanFlow (a two-time network on the linear process, forward mode in
     the step) killed and resumed equals the uninterrupted run."""

@@ -13,7 +13,7 @@ its name in ``METHODS``, its loss in ``losses.py``, its recipes and tests
 from cm_jax import registry
 from cm_jax import checkpoint
 from cm_jax.methods import (ae, cd, ct, diffusion, ect, lcm, meanflow, scm,
-                            shortcut)
+                            shortcut, tcm)
 from cm_jax.methods.base import Needs
 
 # config.method → a class with ``needs`` and ``from_config(config,
@@ -22,6 +22,8 @@ METHODS = {
     "ct": ct.ConsistencyTraining,  # CM Alg. 3, iCT
     "cd": cd.ConsistencyDistillation,  # CM Alg. 2
     "ect": ect.EasyConsistencyTraining,  # ECT (Geng et al. 2024)
+    # TCM's stage 2 (Lee et al. 2025); its stage 1 is a run of method=ect.
+    "tcm": tcm.TruncatedConsistencyTraining,
     "sct": scm.SimplifiedConsistencyTraining,  # sCM Alg. 1 (Lu & Song 2024)
     "scd": scm.SimplifiedConsistencyDistillation,  # sCM Alg. 1, distillation
     # The diffusion model (the teacher): EDM eq. 8 (VE) / DDPM ε (VP) /
@@ -37,7 +39,7 @@ METHODS = {
 }
 
 # The method modules with a config group of their own, in config order.
-CONFIG_MODULES = (lcm, ect, scm, diffusion, meanflow, shortcut)
+CONFIG_MODULES = (lcm, ect, tcm, scm, diffusion, meanflow, shortcut)
 
 
 def config_groups():

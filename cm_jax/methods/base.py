@@ -38,6 +38,8 @@ class Needs:
     teacher_what: how errors name that run ("a trained EDM teacher").
     teacher_in_step: the train step evaluates φ (CD, LCD); otherwise the
       teacher run only provides starting weights (LCF).
+    teacher_dropout: φ runs with θ's dropout key (TCM: the stage-1 model
+      draws the student's dropout masks); otherwise without dropout.
     guided_teacher: φ is handed to the objective as the CFG pair
       (φ(·, c), φ(·, ∅)) (LCM eq. 10).
     init_from_teacher: "never", "option" (``teacher.init_student``: the CM
@@ -65,6 +67,7 @@ class Needs:
   teacher: tuple[str, ...] = ()
   teacher_what: str = ""
   teacher_in_step: bool = False
+  teacher_dropout: bool = False
   guided_teacher: bool = False
   init_from_teacher: str = "never"
   student_may_add: tuple[str, ...] = ()
@@ -79,7 +82,7 @@ class Needs:
   @property
   def run_field(self):
     """The config field that names the ``teacher`` run: teacher.workdir for
-    a teacher the step evaluates (CD, LCD, sCD), init.workdir for a run θ
+    a teacher the step evaluates (CD, LCD, sCD, TCM), init.workdir for a run θ
     only starts from (ECT, sCT: tuning; LCF: the LCM)."""
     return "teacher.workdir" if self.teacher_in_step else "init.workdir"
 

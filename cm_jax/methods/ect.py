@@ -32,6 +32,17 @@ def config():
   # ln t ~ N(p_mean, p_std²), unclipped (locuslab/ect ct_train.py: −1.1, 2.0).
   c.p_mean = -1.1
   c.p_std = 2.0
+  # TCM's stage 1 (NVlabs/TCM ECMLoss): ln t truncated to [ln t_lower, ln
+  # t_upper] (truncate), the ratio 1 − q^−(s+1) capped (ratio_limit; 1 = no
+  # cap), r clamped at r_min with f_θ⁻ evaluated there (0: the target is x0,
+  # ECT), and the stage counted from start_stage (TCM's stage 2 goes on
+  # with its stage-1 run's stage).
+  c.truncate = False
+  c.t_lower = 0.002
+  c.t_upper = 80.0
+  c.ratio_limit = 1.0
+  c.r_min = 0.0
+  c.start_stage = 0
   return c
 
 
@@ -53,6 +64,7 @@ def configure(c, stage_steps):
   c.loss.metric = "l2_norm"
   c.loss.weighting = "ict"  # 1/(t − r); snrpk is the imgnet branch's
   c.ect.p_mean, c.ect.p_std = -1.1, 2.0
+  c.ect.truncate, c.ect.ratio_limit, c.ect.r_min = False, 1.0, 0.0
   c.target.ema, c.target.mu = "fixed", 0.0
 
 
@@ -83,6 +95,10 @@ class EasyConsistencyTraining:
   weighting: Callable
   train_shift: bool
   diffusion: processes.VE
+  t_range: tuple[float, float] | None = None
+  ratio_limit: float = 1.0
+  r_min: float = 0.0
+  start_stage: int = 0
 
   @classmethod
   def from_config(cls, config, example_shape):
@@ -94,13 +110,37 @@ class EasyConsistencyTraining:
     if ect.stage_steps < 1:
       raise ValueError(f"ect.stage_steps={ect.stage_steps} must be ≥ 1; set "
                        "--config.ect.stage_steps=...")
+    if not 0 < ect.ratio_limit <= 1:
+      raise ValueError(f"ect.ratio_limit={ect.ratio_limit} must lie in (0, "
+                       "1] (1: no cap; TCM: 0.999); set --config.ect."
+                       "ratio_limit=...")
+    if ect.r_min < 0 or ect.start_stage < 0:
+      raise ValueError(f"ect.r_min={ect.r_min} and ect.start_stage="
+                       f"{ect.start_stage} must be ≥ 0 (ECT: 0, 0; TCM's "
+                       "stage 1: 1e-6, 0).")
+    if ect.truncate and not 0 < ect.t_lower < ect.t_upper:
+      raise ValueError(f"ect.truncate needs 0 < ect.t_lower < ect.t_upper, "
+                       f"got {ect.t_lower}, {ect.t_upper} (TCM: 0.002, 80).")
     return cls(q=float(ect.q), k=float(ect.k), b=float(ect.b),
                stage_steps=int(ect.stage_steps),
                **dict(zip(("p_mean", "p_std"), own_lognormal(config, "ect"))),
                metric=make_metric(config.loss, example_shape),
                weighting=make_weighting(config),
                train_shift=bool(ect.train_shift),
-               diffusion=processes.make_process(config))
+               diffusion=processes.make_process(config),
+               t_range=((float(ect.t_lower), float(ect.t_upper))
+                        if ect.truncate else None),
+               ratio_limit=float(ect.ratio_limit), r_min=float(ect.r_min),
+               start_stage=int(ect.start_stage))
+
+  def stage(self, step):
+    """The stage s of training step ``step`` (``losses.ect_stage``)."""
+    return losses.ect_stage(step, self.stage_steps, self.start_stage)
+
+  def mapping(self):
+    """r(t)'s settings, as ``losses.ect_mapping`` and the losses take them."""
+    return dict(q=self.q, k=self.k, b=self.b, ratio_limit=self.ratio_limit,
+                r_min=self.r_min)
 
   def consistency_fn(self, net):
     """f_θ in training: EDM's c_skip, c_out (ECMPrecond in training mode),
@@ -111,9 +151,9 @@ class EasyConsistencyTraining:
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del teacher
-    stage = losses.ect_stage(step, self.stage_steps)
+    stage = self.stage(step)
     loss = losses.easy_consistency_training_loss(
         self.consistency_fn(online), self.consistency_fn(target), x0, key,
-        stage=stage, q=self.q, k=self.k, b=self.b, p_mean=self.p_mean,
-        p_std=self.p_std, metric=self.metric, weighting=self.weighting)
+        stage=stage, p_mean=self.p_mean, p_std=self.p_std, metric=self.metric,
+        weighting=self.weighting, t_range=self.t_range, **self.mapping())
     return loss, {"target_mu": jnp.float32(0.0), "ect_stage": stage}

@@ -40,6 +40,11 @@ def config():
   c.kappa = 0.0
   c.t_start = 0.0
   c.t_end = 1.0
+  # iMF with model.guidance_inputs: ω drawn per example with density ∝ ω^−β
+  # on [1, 1 + guidance_s_max] (Lyy-iiis/imeanflow sample_cfg_scale: s_max
+  # 7, cfg_beta 1), the interval t_min ~ U[0, ½), t_max ~ U[½, 1).
+  c.guidance_s_max = 7.0
+  c.guidance_beta = 1.0
   return c
 
 
@@ -188,31 +193,67 @@ class ImprovedMeanFlow(MeanFlow):
   """Improved MeanFlow (iMF, Geng, Lu et al. 2025): MeanFlow recast as a
   regression on v through V = u + (t − r)·sg(du/dt), du/dt along the
   network's own v (``losses.improved_meanflow_loss``), with the auxiliary
-  v head trained on v. Unguided: iMF's guidance scale and interval as
-  network inputs are not built yet, so a class-conditional run trains with
-  the class dropout only (meanflow.omega = 1, kappa = 0)."""
+  v head trained on v. A class-conditional network with
+  ``model.guidance_inputs`` also reads iMF's guidance scale ω and interval
+  [t_min, t_max], drawn per example, and trains on the guided target
+  (``losses.guided_improved_meanflow_loss``); sampled at the ω and
+  interval of ``sample.guidance`` and ``sample.guidance_interval``.
+  meanflow.omega and kappa (MeanFlow's fixed guidance) are not iMF's."""
+
+  guidance_inputs: bool = False
+  guidance_s_max: float = 7.0
+  guidance_beta: float = 1.0
 
   @classmethod
   def from_config(cls, config, example_shape):
     if not has_v_head(config.model):
       raise ValueError("method=imf trains u and iMF's auxiliary v head; set "
-                       "--config.model.v_head=True (mlp) or --config.model."
-                       "v_head_depth=8 (dit).")
+                       "--config.model.v_head=True (mlp, unet) or --config."
+                       "model.v_head_depth=8 (dit).")
     objective = super().from_config(config, example_shape)
     if objective.guidance[:2] != (1.0, 0.0):
-      raise ValueError("method=imf takes no meanflow.omega/kappa: iMF's "
-                       "guidance is a network input, not built yet; set "
-                       "--config.meanflow.omega=1 --config.meanflow.kappa=0.")
-    return objective
+      raise ValueError("method=imf takes no meanflow.omega/kappa (MeanFlow's "
+                       "fixed guidance): iMF's guidance is a network input; "
+                       "set --config.meanflow.omega=1 --config.meanflow.kappa"
+                       "=0 and --config.model.guidance_inputs=True.")
+    guided = bool(config.model.get("guidance_inputs", False))
+    mf = config.meanflow
+    if guided and not objective.num_classes:
+      raise ValueError("model.guidance_inputs=True guides a class-conditional"
+                       " model; set model.num_classes > 0.")
+    if mf.guidance_s_max <= 0:
+      raise ValueError(f"meanflow.guidance_s_max={mf.guidance_s_max} must be "
+                       "> 0 (ω in [1, 1 + s_max]; iMF: 7).")
+    return dataclasses.replace(
+        objective, guidance_inputs=guided,
+        guidance_s_max=float(mf.guidance_s_max),
+        guidance_beta=float(mf.guidance_beta))
 
   def __call__(self, online, target, x0, key, step, teacher=None):
     del target, step, teacher
+    if self.guidance_inputs:
+      return self._guided(online, x0, key)
     u_net = online
     if self.num_classes:
       u_net, _, key = self._conditional(online, x0.shape[0], key)
     loss = losses.improved_meanflow_loss(
         self.diffusion.average_velocity(u_net, return_v=True), x0, key,
         times=self.times, p=self.adaptive_p, c=self.adaptive_c)
+    return loss, {"target_mu": jnp.float32(0.0)}
+
+  def _guided(self, online, x0, key):
+    labels = online.condition.labels
+
+    def u_and_v(z, r, t, guidance, null):
+      net = functools.partial(
+          online, labels=jnp.where(null, self.num_classes, labels),
+          guidance=guidance)
+      return self.diffusion.average_velocity(net, return_v=True)(z, r, t)
+
+    loss = losses.guided_improved_meanflow_loss(
+        u_and_v, x0, key, times=self.times, label_dropout=self.label_dropout,
+        s_max=self.guidance_s_max, beta=self.guidance_beta,
+        p=self.adaptive_p, c=self.adaptive_c)
     return loss, {"target_mu": jnp.float32(0.0)}
 
 

@@ -88,7 +88,8 @@ def network(model, params, cond=None, dropout_key=None):
 
 def dummy_inputs(model, example_shape, batch_size=1):
   """Inputs that trace ``model`` once: (x, cond), cond a ``Condition`` of
-  c_noise, c_step (a ``two_time`` model), labels and w. A model with ``context_dim`` > 0 traces with
+  c_noise, c_step (a ``two_time`` model), labels, w and iMF's guidance
+  (unguided: ω = 1 over [0, 1]). A model with ``context_dim`` > 0 traces with
   context None, the null context, which builds the same parameters as a real
   one."""
   x = jnp.zeros((batch_size, *example_shape), jnp.float32)
@@ -98,4 +99,7 @@ def dummy_inputs(model, example_shape, batch_size=1):
   w = (jnp.zeros((batch_size,), jnp.float32)
        if getattr(model, "w_embedding", False) else None)
   c_step = c_noise if getattr(model, "two_time", False) else None
-  return x, Condition(c_noise=c_noise, c_step=c_step, labels=labels, w=w)
+  guidance = (jnp.tile(jnp.array([[1.0, 0.0, 1.0]]), (batch_size, 1))
+              if getattr(model, "guidance_inputs", False) else None)
+  return x, Condition(c_noise=c_noise, c_step=c_step, labels=labels, w=w,
+                      guidance=guidance)

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cm_jax.nn.embeddings import check_guidance, guidance_features
+
 XAVIER = nn.initializers.xavier_uniform()
 ZERO = nn.initializers.zeros
 NORMAL_002 = nn.initializers.normal(0.02)
@@ -139,6 +141,10 @@ class DiT(nn.Module):
   mlp_ratio: float = 4.0
   num_classes: int = 0  # > 0: class-conditional, label num_classes = null
   two_time: bool = False  # flow maps: a second time embedder for c_step
+  # iMF: cond.guidance (ω, t_min, t_max) through three time embedders of
+  # 1 − 1/ω, t_min and t_max, added to c (imfDiT's omega, cfg_t_start and
+  # cfg_t_end embedders, there added to in-context tokens).
+  guidance_inputs: bool = False
   frequency_dim: int = 256  # sinusoidal frequencies of the time embedders
   # iMF: an auxiliary v head, this many blocks and a final layer beside the
   # last as many of ``depth`` (imfDiT's aux_head_depth); return_v=True
@@ -165,6 +171,10 @@ class DiT(nn.Module):
     if self.two_time:
       c = c + TimestepEmbedder(d, self.frequency_dim, self.dtype,
                                name="h_embedder")(cond.c_step)
+    if self.guidance_inputs:
+      for name, value in guidance_features(cond.guidance).items():
+        c = c + TimestepEmbedder(d, self.frequency_dim, self.dtype,
+                                 name=f"{name}_embedder")(value)
     if self.num_classes > 0:
       labels = cond.labels
       if labels is None:  # unconditional: the null class
@@ -223,6 +233,7 @@ class DiT(nn.Module):
     if cond.labels is not None and self.num_classes == 0:
       raise ValueError("labels given but model.num_classes = 0; set "
                        "num_classes > 0.")
+    check_guidance(cond.guidance, self.guidance_inputs)
     for field in ("w", "context", "augment_labels"):
       if getattr(cond, field) is not None:
         raise ValueError(f"model.name=dit takes no {field} input; use "

@@ -96,6 +96,9 @@ class Condition:
       zero vector = the null context; None = all null).
     augment_labels: float32 [B, augment_dim], EDM's augmentation labels
       (None = the identity transform).
+    guidance: float32 [B, 3], iMF's guidance scale ω and interval (t_min,
+      t_max) as inputs, required iff guidance_inputs; the network embeds
+      1 − 1/ω, t_min and t_max (Lyy-iiis/imeanflow ``imfDiT``).
   """
 
   c_noise: Any = None
@@ -104,6 +107,15 @@ class Condition:
   w: Any = None
   context: Any = None
   augment_labels: Any = None
+  guidance: Any = None
+
+
+def guidance_features(guidance):
+  """iMF's three guidance inputs from (ω, t_min, t_max) [B, 3]: 1 − 1/ω
+  (0 unguided, → 1 as ω grows; imfDiT ``omega_embedder(1 - 1 / w)``),
+  t_min and t_max, each [B]."""
+  omega, t_min, t_max = (guidance[:, i].astype(jnp.float32) for i in range(3))
+  return {"omega": 1.0 - 1.0 / omega, "t_min": t_min, "t_max": t_max}
 
 
 class ConditionEmbedding(nn.Module):
@@ -132,6 +144,10 @@ class ConditionEmbedding(nn.Module):
   - w (LCM's guidance scale, float32 [B]) is required exactly when
     w_embedding is True; its projection is zero-initialised without bias, so
     w conditioning is a no-op at init (LCM).
+  - guidance (iMF's ω, t_min, t_max, float32 [B, 3]) is required exactly
+    when guidance_inputs is True: 1 − 1/ω, t_min and t_max are each
+    embedded as c_noise is and added through a Dense layer of their own
+    (iMF's embedders, whose outputs its DiT adds to learned tokens).
   """
   noise_dim: int
   emb_dim: int
@@ -143,6 +159,7 @@ class ConditionEmbedding(nn.Module):
   context_dim: int = 0
   augment_dim: int = 0
   two_time: bool = False
+  guidance_inputs: bool = False
 
   @nn.compact
   def __call__(self, cond):
@@ -177,6 +194,12 @@ class ConditionEmbedding(nn.Module):
       emb += nn.Dense(width, use_bias=False,
                       kernel_init=nn.initializers.xavier_uniform(),
                       name="augment")(augment_labels.astype(jnp.float32))
+    check_guidance(cond.guidance, self.guidance_inputs)
+    if self.guidance_inputs:
+      for name, value in guidance_features(cond.guidance).items():
+        emb += nn.Dense(width, name=f"guidance_{name}_proj")(noise_embedding(
+            self.embedding, self.noise_dim, self.fourier_scale,
+            name=f"guidance_{name}")(value))
     if self.w_embedding:
       w_emb = PositionalEmbedding(self.noise_dim, name="w")(W_EMBEDDING_SCALE * w)
       emb += nn.Dense(width, use_bias=False, kernel_init=nn.initializers.zeros,
@@ -203,6 +226,18 @@ class ConditionEmbedding(nn.Module):
                          f"{[*c_noise.shape, self.context_dim]}, got "
                          f"{list(context.shape)}; match --config.model."
                          "context_dim to the data's context width.")
+
+
+def check_guidance(guidance, guidance_inputs):
+  """iMF's guidance inputs are given exactly to a network that reads them."""
+  if (guidance is None) == guidance_inputs:
+    raise ValueError(
+        "guidance (iMF's ω, t_min, t_max [B, 3]) must be given iff "
+        f"model.guidance_inputs=True (guidance_inputs={guidance_inputs}, "
+        f"guidance {'missing' if guidance is None else 'given'}).")
+  if guidance is not None and (guidance.ndim != 2 or guidance.shape[1] != 3):
+    raise ValueError(f"guidance must have shape [B, 3] (ω, t_min, t_max), "
+                     f"got {list(guidance.shape)}.")
 
 
 class AdaptiveWeight(nn.Module):

@@ -26,6 +26,7 @@ class MLP(nn.Module):
   context_dim: int = 0  # > 0: a per-example context vector [B, D] as an input
   adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
   two_time: bool = False  # flow maps: also embed cond.c_step (t − r)
+  guidance_inputs: bool = False  # iMF: cond.guidance (ω, t_min, t_max)
   # iMF: an auxiliary v head (the last hidden layer and the output, twice);
   # return_v=True returns (u, v).
   v_head: bool = False
@@ -40,6 +41,7 @@ class MLP(nn.Module):
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
                              two_time=self.two_time,
+                             guidance_inputs=self.guidance_inputs,
                              name="embed")(cond)
     emb = nn.silu(emb)
     dense = lambda width, name, init=XAVIER: nn.Dense(

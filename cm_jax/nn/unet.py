@@ -230,6 +230,7 @@ class UNet(nn.Module):
   augment_dim: int = 0  # > 0: EDM's augmentation labels [B, D] as an input
   adaptive_weight: bool = False  # sCM: also the weighting w_φ(c_noise)
   two_time: bool = False  # flow maps: also embed cond.c_step (t − r)
+  guidance_inputs: bool = False  # iMF: cond.guidance (ω, t_min, t_max)
   # Noise embedding width ch·this (EDM's channel_mult_noise); None: 2
   # (NCSN++'s Fourier features), 1 (DDPM++'s positional embedding).
   channel_mult_noise: Optional[int] = None
@@ -252,6 +253,7 @@ class UNet(nn.Module):
                              self.num_classes, self.w_embedding, self.dtype,
                              context_dim=self.context_dim,
                              two_time=self.two_time,
+                             guidance_inputs=self.guidance_inputs,
                              augment_dim=self.augment_dim,
                              name="embed")(cond)
     emb = nn.silu(emb)

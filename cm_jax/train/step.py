@@ -51,13 +51,13 @@ def drop_labels(key, labels, p, null_label):
   return drop_condition(key, p, labels, None, null_label)[0]
 
 
-def _teacher(teacher_model, teacher_params, batch, guided):
+def _teacher(teacher_model, teacher_params, batch, guided, dropout_key=None):
   """φ conditioned on the batch's labels and context; with ``guided`` the
   pair (φ(·, c), φ(·, ∅)) that CFG mixes (LCM eq. 10), ∅ = the null label
-  and the zero context."""
+  and the zero context; with dropout iff ``dropout_key`` is given."""
   conditional = network(teacher_model, teacher_params, Condition(
       labels=_labels(teacher_model, batch),
-      context=_context(teacher_model, batch)))
+      context=_context(teacher_model, batch)), dropout_key)
   if not guided:
     return conditional
   return conditional, network(teacher_model, teacher_params)
@@ -70,7 +70,8 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
 
   CM Alg. 2/3 (and iCT, and the EDM teacher). One key per step,
   ``fold_in(rng, k)``; online and target share the same dropout key
-  (iCT §3.2); the teacher runs without dropout. Labels and context (when
+  (iCT §3.2); the teacher runs without dropout, or with that key where
+  ``needs.teacher_dropout`` (TCM). Labels and context (when
   the model takes them) condition θ, θ⁻ and φ alike. ``label_dropout`` > 0
   (a conditional diffusion teacher) drops an example's condition, label and
   context together, with that probability. ``augment`` (key, x) → (x',
@@ -95,7 +96,9 @@ def train_step(state, batch, teacher_params=None, *, model, tx, objective,
   teacher = None
   if teacher_model is not None:
     teacher = _teacher(teacher_model, teacher_params, batch,
-                       objective.needs.guided_teacher)
+                       objective.needs.guided_teacher,
+                       (dropout_key if objective.needs.teacher_dropout
+                        else None))
 
   cond = Condition(labels=labels, context=context,
                    augment_labels=augment_labels)

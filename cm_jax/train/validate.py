@@ -182,6 +182,11 @@ def check_needs(config, needs, model):
     raise ValueError(f"model.w_embedding=True takes LCM's guidance scale w, "
                      f"which method={config.method} does not feed; set "
                      "--config.model.w_embedding=False (or method=lcd, lcf).")
+  if getattr(model, "guidance_inputs", False) and config.method != "imf":
+    raise ValueError("model.guidance_inputs=True takes iMF's guidance scale "
+                     f"and interval, which method={config.method} does not "
+                     "feed; set --config.model.guidance_inputs=False (or "
+                     "method=imf).")
 
 
 # What a resumed run may not change without train.allow_changed_resume:
