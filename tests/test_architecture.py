@@ -56,8 +56,8 @@ def test_the_loop_and_modes_name_no_method():
       os.path.join(CM_JAX, "teacher.py"), os.path.join(CM_JAX, "generate.py"),
       os.path.join(CM_JAX, "train", "validate.py")]
   names = set(methods.METHODS) - set(methods.base.SAMPLER_KINDS)
-  assert names == {"ct", "cd", "ect", "sct", "scd", "lcd", "lcf", "ae",
-                   "meanflow", "shortcut", "imf"}
+  assert names == {"ct", "cd", "ect", "tcm", "sct", "scd", "lcd", "lcf",
+                   "ae", "meanflow", "shortcut", "imf"}
   assert "diffusion" in base.get_base_config()  # the σ constants' group
   for path in files:
     named = _string_literals(path) & names

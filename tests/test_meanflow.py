@@ -498,3 +498,17 @@ def test_guided_imf_trains_and_samples_through_its_guidance_inputs():
   with pytest.raises(ValueError, match="sample.guidance=0.5"):
     generate.generate(model, params, c, (2,), 6, 1, jax.random.key(3),
                       kind="flow_map")
+
+
+def test_guidance_inputs_are_refused_where_no_method_feeds_them():
+  from cm_jax import methods, nn  # pylint: disable=g-import-not-at-top
+  from cm_jax.train import validate  # pylint: disable=g-import-not-at-top
+  from configs import imf_toy2d  # pylint: disable=g-import-not-at-top
+  c = imf_toy2d.get_config("cond")
+  model = nn.get_model(c.model)
+  validate.check_needs(c, methods.needs_of("imf"), model)  # fed: accepted
+  c.method = "meanflow"
+  with pytest.raises(ValueError, match="model.guidance_inputs=True takes "
+                     "iMF's guidance scale and interval, which method="
+                     "meanflow does not feed"):
+    validate.check_needs(c, methods.needs_of("meanflow"), model)

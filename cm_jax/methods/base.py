@@ -51,6 +51,8 @@ class Needs:
       diffusion teacher).
     guidance_input: the network may take LCM's guidance scale w as an input
       (``model.w_embedding``).
+    guidance_interval_input: the network may take iMF's guidance scale ω
+      and interval [t_min, t_max] as inputs (``model.guidance_inputs``).
     sampler: one of ``SAMPLER_KINDS``: consistency (CM Alg. 1, LCM Alg. 3),
       diffusion (EDM's ODE sampler, DDIM, flow matching's Euler), flow_map
       (jumps z_r = z_t − (t − r)·u, MeanFlow eq. 12) or reconstruct
@@ -74,6 +76,7 @@ class Needs:
   same_process_as_teacher: bool = False
   label_dropout: bool = False
   guidance_input: bool = False
+  guidance_interval_input: bool = False
   sampler: str = "consistency"
   forward_mode: bool = False
   teacher_optional: bool = False

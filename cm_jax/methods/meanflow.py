@@ -200,6 +200,8 @@ class ImprovedMeanFlow(MeanFlow):
   interval of ``sample.guidance`` and ``sample.guidance_interval``.
   meanflow.omega and kappa (MeanFlow's fixed guidance) are not iMF's."""
 
+  needs = Needs(sampler="flow_map", forward_mode=True,
+                guidance_interval_input=True)
   guidance_inputs: bool = False
   guidance_s_max: float = 7.0
   guidance_beta: float = 1.0

@@ -45,8 +45,8 @@ def configure_stage1(c, stage_steps):
   1e-6 with f_θ⁻ evaluated there, d = √(‖·‖² + c²) − c with c = 1e-8
   (-c 1e-8: the ℓ2 norm with a finite gradient at 0), λ = 1/(t − r)
   (--weighting default). TCM's ECMPrecond has no σ_min shift, in training
-  or at evaluation: ε = r_min here, where the shift is below float32's
-  resolution."""
+  or at evaluation; the process's ε is set to r_min = 1e-6, which moves
+  c_skip and c_out at the 2-step τ = 0.821 by 2e-6 (relative)."""
   ect.configure(c, stage_steps=stage_steps)
   c.ect.truncate = True
   c.ect.t_lower, c.ect.t_upper = 0.002, 80.0  # --t_lower, --t_upper defaults

@@ -182,7 +182,8 @@ def check_needs(config, needs, model):
     raise ValueError(f"model.w_embedding=True takes LCM's guidance scale w, "
                      f"which method={config.method} does not feed; set "
                      "--config.model.w_embedding=False (or method=lcd, lcf).")
-  if getattr(model, "guidance_inputs", False) and config.method != "imf":
+  if (getattr(model, "guidance_inputs", False)
+      and not needs.guidance_interval_input):
     raise ValueError("model.guidance_inputs=True takes iMF's guidance scale "
                      f"and interval, which method={config.method} does not "
                      "feed; set --config.model.guidance_inputs=False (or "
