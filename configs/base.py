@@ -15,6 +15,7 @@ import ml_collections
 import cm_jax
 from cm_jax import methods
 from cm_jax.nn import dit as nn_dit
+from cm_jax.nn import imf_dit as nn_imf_dit
 
 # 300 train + 100 test CIFAR-10 images shipped inside the package (the
 # :smoke configs' data; scripts/make_cifar10_fixture.py).
@@ -287,10 +288,10 @@ def _sample():
   g.labels = ()  # Class-conditional: labels cycled; () = all in turn;
   #                num_classes = the null class.
   g.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
+  #                   w ≠ 0 names sample files …_w<w> (grid, npz, png).
   # iMF (model.guidance_inputs): ω = sample.guidance (0: 1) applied for t
   # in this interval, both network inputs.
   g.guidance_interval = (0.0, 1.0)
-  #                   w ≠ 0 names sample files …_w<w> (grid, npz, png).
   g.context = ""  # model.context_dim > 0: .npz with "context" [N, D],
   return g
 
@@ -433,6 +434,35 @@ def set_dit(c, size="B", patch_size=2):
   c.model.frequency_dim = 256  # Sinusoidal frequencies of the time inputs.
   c.model.v_head_depth = 0  # iMF: an auxiliary v head of this many blocks.
   c.model.guidance_inputs = False  # iMF: guidance ω and interval as inputs.
+  # Output channels; None = the input's.
+  c.model.out_channels = ml_collections.config_dict.placeholder(int)
+
+
+def set_imf_dit(c, size="B"):
+  """model = iMF's in-context DiT-``size``/2 (cm_jax/nn/imf_dit.py; the
+  official imfDiT_B_2 … imfDiT_XL_2): exactly its fields."""
+  depth, hidden, heads = nn_imf_dit.SIZES[size]
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "imf_dit"
+  c.model.dtype = "float32"  # Compute dtype (as the UNet's).
+  c.model.patch_size = 2  # p: tokens are p×p patches.
+  c.model.hidden_size = hidden  # D, the token width.
+  c.model.depth = depth  # Blocks, the v head's included once.
+  c.model.num_heads = heads  # Attention heads.
+  c.model.mlp_ratio = 8 / 3  # SwiGLU width / D.
+  c.model.num_classes = 0  # K > 0: class-conditional; label K = null (CFG).
+  c.model.two_time = True  # True: h = t − r is the only time input; False: t.
+  c.model.guidance_inputs = False  # iMF: guidance ω and interval as inputs.
+  c.model.v_head_depth = 8  # Blocks of each of the u and v heads.
+  c.model.class_tokens = 8  # In-context tokens per condition (official).
+  c.model.time_tokens = 4
+  c.model.guidance_tokens = 4
+  c.model.interval_tokens = 2  # Each of t_min and t_max.
+  c.model.token_init = 1.0  # Token init N(0, (this/√D)²).
+  c.model.embedding_init = 1.0  # Embedder Linears N(0, (this/√fan_in)²).
+  c.model.weight_init = 0.32  # Block Linears N(0, (this/√fan_in)²).
+  c.model.rope_theta = 10_000.0  # RoPE base.
+  c.model.frequency_dim = 256  # Sinusoidal frequencies of the time inputs.
   # Output channels; None = the input's.
   c.model.out_channels = ml_collections.config_dict.placeholder(int)
 

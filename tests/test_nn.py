@@ -186,7 +186,7 @@ def test_context_errors_say_how_to_fix():
 
 
 def test_get_model_rejects_unknown_names_and_fields():
-  with pytest.raises(ValueError, match="valid: autoencoder, dit, mlp, unet"):
+  with pytest.raises(ValueError, match="valid: autoencoder, dit, imf_dit, mlp, unet"):
     make(TINY_UNET, name="transformer")
   with pytest.raises(ValueError, match=r"model\.width.*valid fields: hidden"):
     make(TINY_MLP, width=3)

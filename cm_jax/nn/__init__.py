@@ -3,7 +3,7 @@
   model.apply({"params": params}, x, cond, train=False,
               rngs={"dropout": key}) → float32 array of x's shape
 
-x: [B, H, W, C] images (UNet, DiT) or [B, D] vectors (MLP); cond: a ``Condition``
+x: [B, H, W, C] images (UNet, DiT, ImfDiT) or [B, D] vectors (MLP); cond: a ``Condition``
 (``embeddings.py``), one pytree of what the network is conditioned on: c_noise
 [B], the already preconditioned noise input (EDM: ¼·ln σ), and optionally
 labels, w (LCM's guidance scale), a context vector and EDM's augmentation
@@ -23,10 +23,12 @@ from cm_jax import registry
 from cm_jax.nn.autoencoder import KLAutoencoder
 from cm_jax.nn.dit import DiT
 from cm_jax.nn.embeddings import Condition
+from cm_jax.nn.imf_dit import ImfDiT
 from cm_jax.nn.mlp import MLP
 from cm_jax.nn.unet import UNet
 
-MODELS = {"unet": UNet, "mlp": MLP, "dit": DiT, "autoencoder": KLAutoencoder}
+MODELS = {"unet": UNet, "mlp": MLP, "dit": DiT, "imf_dit": ImfDiT,
+          "autoencoder": KLAutoencoder}
 
 
 def model_fields(cls) -> list[str]:

@@ -70,15 +70,18 @@ def modulate(x, shift, scale):
 
 
 class TimestepEmbedder(nn.Module):
+  """t [B] → Linear(SiLU(Linear(frequencies))) [B, hidden_size]."""
   hidden_size: int
   frequency_dim: int = 256
   dtype: Any = jnp.float32
+  kernel_init: Any = NORMAL_002  # DiT's; iMF's scales with the fan-in
 
   @nn.compact
   def __call__(self, t):
-    h = nn.Dense(self.hidden_size, kernel_init=NORMAL_002, dtype=self.dtype,
-                 name="mlp0")(timestep_frequencies(t, self.frequency_dim))
-    return nn.Dense(self.hidden_size, kernel_init=NORMAL_002,
+    h = nn.Dense(self.hidden_size, kernel_init=self.kernel_init,
+                 dtype=self.dtype, name="mlp0")(
+                     timestep_frequencies(t, self.frequency_dim))
+    return nn.Dense(self.hidden_size, kernel_init=self.kernel_init,
                     dtype=self.dtype, name="mlp2")(nn.silu(h))
 
 
