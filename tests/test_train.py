@@ -230,6 +230,20 @@ class TrainTest(chex.TestCase):
     config.model.dropout = 0.1
     self._assert_resumes_bit_exactly(config)
 
+  def test_imf_and_shortcut_resume_bit_exactly(self):
+    """iMF (its v head, the JVP along its own v) and shortcut models (θ⁻,
+    an EMA in the state, read by the self-consistency targets) killed and
+    resumed equal their uninterrupted runs."""
+    imf = tiny_meanflow_config(num_steps=8)
+    imf.method, imf.model.v_head = "imf", True
+    self._assert_resumes_bit_exactly(imf)
+    shortcut = tiny_meanflow_config(num_steps=8)
+    methods.shortcut.configure(shortcut)
+    shortcut.shortcut.denoise_steps = 4  # 2 step sizes, 2 examples in 16
+    _, final = self._assert_resumes_bit_exactly(shortcut)
+    self.assertFalse(all(jax.tree.leaves(jax.tree.map(
+        lambda a, b: bool(jnp.all(a == b)), final.target, final.online))))
+
   def _assert_resumes_bit_exactly(self, config):
     """Trains ``config`` uninterrupted and killed after step 5 then resumed;
     returns the metrics rows after checking they and the state agree."""
