@@ -21,6 +21,7 @@ import numpy as np
 
 from cm_jax import (keys, nn, processes, registry, samplers, schedules,
                     solvers, visualize)
+from cm_jax.parametrization import expand_to
 from cm_jax.progress import ProgressBar
 
 
@@ -154,10 +155,29 @@ def flow_map_function(model, process, params, labels=None, w=None,
   for a network with iMF's guidance inputs ``w`` is their [B, 3] (ω, t_min,
   t_max)."""
   guidance_inputs = getattr(model, "guidance_inputs", False)
+  conditional = nn.network(model, params,
+                           nn.Condition(labels=labels, context=context))
+  if w is not None and not guidance_inputs and not getattr(
+      model, "w_embedding", False):
+    return process.flow_map(guided_flow_map_net(
+        conditional, nn.network(model, params), w))
   net = functools.partial(
-      nn.network(model, params, nn.Condition(labels=labels, context=context)),
-      **({"guidance": w} if guidance_inputs else {"w": w}))
+      conditional, **({"guidance": w} if guidance_inputs else {"w": w}))
   return process.flow_map(net)
+
+
+def guided_flow_map_net(cond, uncond, scale):
+  """Classifier-free guidance of a class-conditional flow map at scale ω
+  (kvfrans/shortcut-models ``helper_inference.py``): the raw network
+  u(·|∅) + ω·(u(·|c) − u(·|∅)); ω = 1 is the conditional u. u is the
+  network's output on the linear process, so this guides u itself.
+  ``scale`` a scalar or per-example [B]."""
+
+  def net(x, c_noise, **inputs):
+    u_c, u_u = cond(x, c_noise, **inputs), uncond(x, c_noise, **inputs)
+    return u_u + expand_to(scale, u_c) * (u_c - u_u)
+
+  return net
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +268,8 @@ def make_sampler(model, process, batch_shape, name, config):
 def _guidance(config, model, kind, batch):
   """The w [batch] of CFG (diffusion teachers) or of an LCM's w input, or
   iMF's guidance inputs [batch, 3] (ω = sample.guidance, 0 meaning 1, and
-  sample.guidance_interval); None when there is none to apply."""
+  sample.guidance_interval), or a class-conditional flow map's CFG scale ω
+  [batch] (``guided_flow_map_net``); None when there is none to apply."""
   w = float(config.sample.guidance)
   if getattr(model, "guidance_inputs", False):
     omega = w or 1.0
@@ -264,9 +285,9 @@ def _guidance(config, model, kind, batch):
     return None
   conditional = (getattr(model, "num_classes", 0)
                  or getattr(model, "context_dim", 0))
-  if kind != "diffusion" or not conditional:
+  if kind not in ("diffusion", "flow_map") or not conditional:
     raise ValueError(f"sample.guidance={w} needs a conditional diffusion "
-                     "teacher (method=diffusion, model.num_classes > 0 or "
+                     "teacher or flow map (model.num_classes > 0 or "
                      "model.context_dim > 0) or an LCM with "
                      "model.w_embedding=True; set --config.sample.guidance=0.")
   return jnp.full((batch,), w, jnp.float32)

@@ -676,22 +676,69 @@ def shortcut_loss(online, target, x0, key, *, denoise_steps=128,
   ``target`` u⁻ gives the self-consistency targets (the official code's
   EMA parameters, ``bootstrap_ema``), clipped to ±``clip`` as z_t − d·u_1 is
   (the official clip 4); (t, r, 2d) from ``shortcut_times``. The squared
-  error is averaged over an example's elements (the official MSE)."""
+  error is averaged over an example's elements (the official MSE). The
+  unconditional case of ``conditional_shortcut_loss``."""
+  unlabelled = lambda u: lambda z, r, t, labels: u(z, r, t)
+  return conditional_shortcut_loss(
+      unlabelled(online), unlabelled(target), x0, None, key,
+      denoise_steps=denoise_steps, bootstrap_every=bootstrap_every,
+      clip=clip)
+
+
+def conditional_shortcut_loss(online, target, x0, labels, key, *,
+                              num_classes=0, denoise_steps=128,
+                              bootstrap_every=8, clip=4.0, label_dropout=0.0,
+                              cfg_scale=None):
+  """``shortcut_loss`` for a class-conditional u(z, r, t | y), as
+  kvfrans/shortcut-models ``targets_shortcut.py`` trains it:
+
+    class dropout: a flow-matching example sees the null class y = K
+      (``num_classes``) with probability ``label_dropout`` (the official
+      ``class_dropout_prob``), each independently; the self-consistency
+      examples keep their labels, in θ's input and in θ⁻'s;
+    ``cfg_scale`` s (``bootstrap_cfg``; None: off): the first B_b // log₂M
+      self-consistency examples, those of the smallest step 2d = 2/M, take
+      both half jumps under classifier-free guidance,
+        u_i = u⁻(·, · | ∅) + s·(u⁻(·, · | y) − u⁻(·, · | ∅)),  i = 1, 2,
+      z_t − d·u_1 (clipped) between them; the larger steps compose
+      unguided conditional half jumps, and the flow-matching targets stay
+      ε − x0 (unguided).
+
+  ``online(z, r, t, labels)`` and ``target(...)`` read labels [b] (K the
+  null class) of the b examples they are called on; ``labels`` [B] the
+  batch's (None for an unconditional u, which ignores them)."""
   t_key, e_key = jax.random.split(key)
-  t, r, step = shortcut_times(t_key, x0.shape[0],
-                              denoise_steps=denoise_steps,
+  batch = x0.shape[0]
+  t, r, step = shortcut_times(t_key, batch, denoise_steps=denoise_steps,
                               bootstrap_every=bootstrap_every)
-  boot = x0.shape[0] // bootstrap_every
+  boot = batch // bootstrap_every
   e = jax.random.normal(e_key, x0.shape)
   z_t = expand_to(1.0 - t, x0) * x0 + expand_to(t, x0) * e
   zb, tb, half = z_t[:boot], t[:boot], step[:boot] / 2
-  u_1 = target(zb, tb - half, tb)
+  yb = None if labels is None else labels[:boot]
+  guided = boot // int(round(math.log2(denoise_steps)))  # the 2d = 2/M ones
+  if cfg_scale is None:
+    jump = lambda z, r, t: target(z, r, t, yb)
+  else:
+    null = jnp.full((guided,), num_classes, jnp.int32)
+
+    def jump(z, r, t):
+      u_c = target(z, r, t, yb)
+      u_u = target(z[:guided], r[:guided], t[:guided], null)
+      u_g = u_u + cfg_scale * (u_c[:guided] - u_u)
+      return jnp.concatenate([u_g, u_c[guided:]])
+
+  u_1 = jump(zb, tb - half, tb)
   z_mid = jnp.clip(zb - expand_to(half, zb) * u_1, -clip, clip)
-  u_2 = target(z_mid, tb - 2 * half, tb - half)
+  u_2 = jump(z_mid, tb - 2 * half, tb - half)
   u_boot = jnp.clip((u_1 + u_2) / 2, -clip, clip)
   u_tgt = jax.lax.stop_gradient(
       jnp.concatenate([u_boot, (e - x0)[boot:]]))
-  return l2(online(z_t, r, t), u_tgt, reduction="mean")
+  if labels is not None:
+    dropped = jax.random.bernoulli(jax.random.fold_in(key, 1), label_dropout,
+                                   (batch,)) & (jnp.arange(batch) >= boot)
+    labels = jnp.where(dropped, num_classes, labels)
+  return l2(online(z_t, r, t, labels), u_tgt, reduction="mean")
 
 
 def _all_starts(key, batch_size, ts, skip, num_scales):

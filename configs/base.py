@@ -289,6 +289,8 @@ def _sample():
   #                num_classes = the null class.
   g.guidance = 0.0  # w: CFG of a conditional edm teacher; an LCM's w input.
   #                   w ≠ 0 names sample files …_w<w> (grid, npz, png).
+  # A class-conditional flow map (shortcut models, MeanFlow): CFG at scale
+  # ω = sample.guidance, u(∅) + ω·(u(c) − u(∅)) (0: unguided).
   # iMF (model.guidance_inputs): ω = sample.guidance (0: 1) applied for t
   # in this interval, both network inputs.
   g.guidance_interval = (0.0, 1.0)

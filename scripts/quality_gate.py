@@ -12,7 +12,7 @@ and LCD; TCM's stage 1 for TCM) through cm_jax's own modes, samples it at
 mixtures the share of samples within 3 std of a mode ("near") and the
 worst-served mode's count as a share of its fair share ("worst"); on the
 class-conditional toy, LCD's and guided iMF's one-step class accuracy at
-guidance w = 3. A figure below its threshold fails the
+guidance w = 3, and shortcut models' (bootstrap_cfg) unguided. A figure below its threshold fails the
 gate. The thresholds (scripts/quality_thresholds.json) come from
 ``--calibrate``: the same runs over several seeds, each threshold the
 mean minus max(3 standard deviations, MARGIN) of the seeds that are not
@@ -68,6 +68,7 @@ class Run:
   flags: dict = dataclasses.field(default_factory=dict)
   teacher: str = ""  # a TEACHERS key whose workdir is teacher.workdir
   score: str = "modes"  # modes | classes
+  guidance: float = 3.0  # classes: sample.guidance (0: unguided)
 
 
 TEACHERS = {
@@ -106,6 +107,11 @@ CHECKS = {
     # iMF with its guidance as network inputs, sampled at ω = 3 (unguided,
     # ω = 1, seed 0's one jump is 0.91 accurate; guided 1.00).
     "imf_cond": Run("configs/imf_toy2d.py:cond", score="classes"),
+    # Shortcut models with class dropout and bootstrap_cfg (guided
+    # self-consistency targets), one jump sampled unguided: the guidance
+    # is in the jumps, as the official few-step FIDs are drawn.
+    "shortcut_cond": Run("configs/shortcut_toy2d.py:cond", score="classes",
+                         guidance=0.0),
     "tcm": Run("configs/tcm_toy2d.py", teacher="tcm_stage1"),
 }
 RESUME = "resume"  # the resumed-run check (losses step for step)
@@ -124,8 +130,9 @@ def load_config(spec, flags):
   return config
 
 
-def _score(config, workdir, score):
-  """The figures of a trained run (EMA samples, sample.seed)."""
+def _score(config, workdir, score, guidance=3.0):
+  """The figures of a trained run (EMA samples, sample.seed); class
+  accuracy at sample.guidance = ``guidance`` (acc_w<guidance>)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from cm_jax import run  # pylint: disable=g-import-not-at-top
   from cm_jax.data import get_source  # pylint: disable=g-import-not-at-top
@@ -134,11 +141,12 @@ def _score(config, workdir, score):
   for steps in ((1,) if score == "classes" else (1, 2)):
     config.sample.steps = steps
     if score == "classes":
-      config.sample.guidance = 3.0
+      config.sample.guidance = guidance
     samples = np.load(run.run(config, workdir, "sample"))["samples"]
     if score == "classes":  # sample.labels = (): the classes in turn
       labels = np.arange(len(samples)) % config.model.num_classes
-      figures["acc_w3"] = float((source.classify(samples) == labels).mean())
+      figures[f"acc_w{guidance:g}"] = float(
+          (source.classify(samples) == labels).mean())
       continue
     near, counts = source.near_mode(samples)
     figures[f"near_{steps}"] = near
@@ -158,7 +166,8 @@ def worker(name, seed, root):
   workdir = os.path.join(root, name)
   start = time.time()
   run.run(config, workdir, "train")
-  figures = {} if name in TEACHERS else _score(config, workdir, spec.score)
+  figures = {} if name in TEACHERS else _score(config, workdir, spec.score,
+                                                spec.guidance)
   print(json.dumps({"name": name, "seconds": time.time() - start,
                     **figures}))
 

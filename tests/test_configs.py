@@ -300,6 +300,32 @@ def test_shortcut_celebahq256_is_the_official_command():
       64, 410_000, 0.0)
 
 
+def test_shortcut_imagenet256_is_the_official_command():
+  """kvfrans/shortcut-models' README ImageNet commands over train.py's
+  defaults: DiT-B/2 (or XL/2: 1152 wide, 28 blocks, 16 heads), 1,000
+  classes, cfg_scale 1.5, class_dropout_prob 0.1, bootstrap_cfg 1, AdamW
+  1e-4 with weight decay 0.1, batch 256, 810k steps, θ⁻ at 0.999,
+  sampling θ itself (use_ema 0)."""
+  from configs import shortcut_imagenet256  # pylint: disable=g-import-not-at-top
+  for arg, dit in (("", (768, 12, 12)), ("size=xl2", (1152, 28, 16))):
+    c = shortcut_imagenet256.get_config(arg)
+    assert (c.model.name, c.model.hidden_size, c.model.depth,
+            c.model.num_heads, c.model.patch_size, c.model.mlp_ratio,
+            c.model.num_classes) == ("dit", *dit, 2, 4.0, 1000)
+    assert (c.method, c.shortcut.denoise_steps, c.shortcut.bootstrap_every,
+            c.target.mu) == ("shortcut", 128, 8, 0.999)
+    assert (c.shortcut.label_dropout, c.shortcut.bootstrap_cfg,
+            c.shortcut.cfg_scale) == (0.1, True, 1.5)
+    assert (c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2,
+            c.optim.weight_decay, c.optim.warmup_steps) == (
+                "adamw", 1e-4, 0.9, 0.999, 0.1, 0)
+    assert (c.train.batch_size, c.train.num_steps, c.train.ema_decay) == (
+        256, 810_000, 0.0)
+    objective = methods.make_objective(c, (32, 32, 4))
+    assert (objective.num_classes, objective.label_dropout,
+            objective.cfg_scale) == (1000, 0.1, 1.5)
+
+
 def test_adamw_decays_every_parameter_and_only_adamw_reads_the_decay():
   """With a zero gradient AdamW's step is −lr·λ·p (decoupled decay), p ←
   (1 − lr·λ)·p; weight_decay on another optimizer is a one-line error."""
