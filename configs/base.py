@@ -45,16 +45,21 @@ def _init():
 def _data():
   """config.data: the training data, its source and that source's options."""
   g = ml_collections.ConfigDict()
-  g.source = "digits"  # digits | toy2d | npz | tfds | latents.
+  g.source = "digits"  # digits | toy2d | npz | images | tfds | latents.
   g.random_flip = False  # Random horizontal flips (images only).
   g.prefetch = 2  # Batches read and put on devices ahead (a thread); 0 = off.
-  g.resolution = 16  # digits: side the native 8×8 digits are resized to.
+  # digits: side the native 8×8 digits are resized to; images: the side
+  # every image must have (checked); tfds: the side sets not stored at one
+  # square size (lsun/bedroom) are center-cropped to as ADM does.
+  g.resolution = 16
   g.path = ""  # npz: the file, arrays x_<split> uint8 [N, H, W, C] and
-  #              optional y_<split> [N], context_<split> float [N, D].
+  #              optional y_<split> [N], context_<split> float [N, D];
+  #              images: a folder or .zip of images in EDM's dataset_tool
+  #              layout (optional dataset.json labels).
   g.split = "train"  # npz, tfds: the split read (train | test).
-  g.num_classes = 0  # npz: label values; 0 = the labels' max + 1.
-  g.name = ""  # tfds: the data set (cifar10); toy2d: gmm | checkerboard
-  #              | swissroll | moons.
+  g.num_classes = 0  # npz, images: label values; 0 = the labels' max + 1.
+  g.name = ""  # tfds: the data set (cifar10, imagenet_resized/64x64,
+  #              lsun/bedroom); toy2d: gmm | checkerboard | swissroll | moons.
   g.data_dir = ""  # tfds: a prepared data_dir; "" = ~/tensorflow_datasets.
   g.download = False  # tfds: let tfds download and prepare a missing set.
   g.num_examples = 65_536  # toy2d: the fixed training set's size ...

@@ -209,7 +209,7 @@ def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
 
 
 def test_unknown_source():
-  with pytest.raises(ValueError, match="digits, latents, npz, tfds, toy2d"):
+  with pytest.raises(ValueError, match="digits, images, latents, npz, tfds, toy2d"):
     data.get_source(config(source="mnist"))
   with pytest.raises(ValueError, match="checkerboard, gmm, moons, swissroll"):
     data.get_source(config(source="toy2d", name="spiral"))

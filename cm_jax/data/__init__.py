@@ -1,4 +1,5 @@
-"""Data sources (digits, toy2d, npz, tfds) and deterministic sharded iterators.
+"""Data sources (digits, toy2d, npz, images, tfds, latents) and deterministic
+sharded iterators.
 
   source = get_source(config.data)          # Random access, numpy batches.
   it = make_iterator(config.data, global_batch_size=512, seed=0)

@@ -9,14 +9,21 @@ Each reads its fields of `config.data` (all declared in configs/base.py):
   integer `y_<split>` [N] and optional float `context_<split>` [N, D] (any
   conditioning vector per example, e.g. a text embedding); `split` is "train"
   or "test"; `num_classes` (0: the labels' max + 1).
+- images: the folder or .zip at `path` in EDM's dataset_tool layout (image
+  files, optional dataset.json labels), decoded per batch, each image
+  `resolution`×`resolution`; `num_classes` as npz; see `images.py`.
 - tfds: `name`, `split`, `data_dir` through `tfds.data_source`: random access
   to ArrayRecord files, decoded per batch; needs tensorflow-datasets but not
-  TensorFlow, and is imported only when used.
+  TensorFlow, and is imported only when used. Sets whose images are not all
+  one square size (lsun/bedroom, lsun/cat, ...) are center-cropped and
+  resized to `resolution` as ADM does (`images.center_crop`); square ones
+  (cifar10, imagenet_resized/64x64) are served as stored.
 - latents: images encoded once by an autoencoder (`ae_workdir`, a method=ae
   run, or a plug-in `autoencoder`), cached and scaled to unit variance; see
   `latents.py`.
 """
 
+import difflib
 import os
 import zipfile
 from typing import Any, Callable
@@ -28,6 +35,7 @@ from PIL import Image
 from cm_jax import registry
 from cm_jax.data.base import (ArraySource, Batch, Source, check_context,
                               make_batch)
+from cm_jax.data.images import center_crop, images_source
 from cm_jax.data.toy2d import toy2d_source
 
 TFDS_IMAGE_KEY = "image"
@@ -105,16 +113,22 @@ class TfdsSource:
   """A tfds data set through `tfds.data_source`: random access, lazy decoding.
 
   Reads the "image" feature (uint8 [H, W, C]) and, when present, "label".
+  Images of a set that is not stored at one square size (the feature's shape
+  holds None or H ≠ W; LSUN's) are center-cropped to `resolution` as ADM's
+  `center_crop_arr` (the CM paper's LSUN preprocessing); square sets are
+  served as stored, whatever `resolution` says.
   """
 
   def __init__(self, name: str, split: str = "train",
-               data_dir: str | None = None, download: bool = False):
+               data_dir: str | None = None, download: bool = False,
+               resolution: int | None = None):
     try:
       import tensorflow_datasets as tfds
     except ImportError as e:
       raise ImportError("The tfds source needs tensorflow-datasets; install it "
                         "or use --config.data.source=npz.") from e
-    if not download and not tfds.builder(name, data_dir=data_dir).is_prepared():
+    builder = _tfds_builder(tfds, name, data_dir)
+    if not download and not builder.is_prepared():
       where = data_dir or "the tfds default data_dir"
       raise FileNotFoundError(
           f"tfds {name!r} is not prepared in {where}; prepare it once with "
@@ -126,8 +140,15 @@ class TfdsSource:
     features = self._data.dataset_info.features
     self.num_classes = (features[TFDS_LABEL_KEY].num_classes
                         if TFDS_LABEL_KEY in features else 0)
+    height, width, _ = features[TFDS_IMAGE_KEY].shape
+    self.crop_to = None  # the side images are cropped to; None: as stored
+    if None in (height, width) or height != width:  # LSUN: (None, None)
+      if not resolution:
+        raise ValueError(f"tfds {name!r} is center-cropped to "
+                         "data.resolution; set --config.data.resolution=R.")
+      self.crop_to = resolution
     # From a decoded example, as the feature's shape may hold None.
-    self.example_shape = tuple(self._data[0][TFDS_IMAGE_KEY].shape)
+    self.example_shape = tuple(self.get(np.zeros(1, int))["x"].shape[1:])
     self.is_image = True
     self.context_dim = 0  # tfds features carry no context vectors
 
@@ -139,17 +160,49 @@ class TfdsSource:
     # Record by record: `tfds.testing.mock_data` breaks the batched
     # `__getitems__`, and decoding dominates the cost anyway.
     examples = [self._data[int(i)] for i in indices]
-    x = np.stack([example[TFDS_IMAGE_KEY] for example in examples])
+    x = np.stack([self._image(example) for example in examples])
     y = None
     if self.num_classes:
       y = np.array([example[TFDS_LABEL_KEY] for example in examples])
     return make_batch(x, y)
 
+  def _image(self, example) -> np.ndarray:
+    image = np.asarray(example[TFDS_IMAGE_KEY])
+    side = self.crop_to
+    if side is None or image.shape[:2] == (side, side):
+      return image
+    return center_crop(image, side)
+
+
+def _tfds_builder(tfds, name: str, data_dir: str | None):
+  """`tfds.builder(name)`; an unknown data set or config is a one-line error
+  naming the closest registered names, not tfds' catalogue of every set."""
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except ValueError as e:  # DatasetNotFoundError is one
+    dataset, _, config = name.split(":")[0].partition("/")
+    registered = tfds.list_builders(with_community_datasets=False)
+    if dataset not in registered:
+      candidates, what = registered, dataset
+    else:
+      configs = getattr(tfds.builder_cls(dataset), "BUILDER_CONFIGS", [])
+      candidates = [f"{dataset}/{c.name}" for c in configs]
+      if not config or f"{dataset}/{config}" in candidates:
+        raise  # not an unknown name: tfds' own error
+      what = f"{dataset}/{config}"
+    close = difflib.get_close_matches(what, candidates, n=5, cutoff=0.5)
+    hint = (f"the closest: {', '.join(close)}" if close
+            else "none is close")
+    raise ValueError(
+        f"tfds has no data set {name!r} ({hint}); set --config.data.name to a "
+        "registered name (`tfds.list_builders()`), or use --config.data."
+        "source=images for a folder or .zip of images.") from None
+
 
 def tfds_source(config: Any) -> TfdsSource:
   return TfdsSource(config.name, split=config.split,
                     data_dir=config.data_dir or None,  # "": tfds' default
-                    download=config.download)
+                    download=config.download, resolution=config.resolution)
 
 
 def latents_source(config: Any) -> Source:
@@ -161,6 +214,7 @@ _SOURCES: dict[str, Callable[[Any], Source]] = {
     "digits": digits_source,
     "toy2d": toy2d_source,
     "npz": npz_source,
+    "images": images_source,
     "tfds": tfds_source,
     "latents": latents_source,
 }
@@ -190,6 +244,7 @@ def describe(data_config: Any, source: Source) -> str:
   examples of which shape, labels and conditioning."""
   c = as_config(data_config)
   origin = {"npz": f" {c.path} (x_{c.split})",
+            "images": f" {c.path}",
             "tfds": f" {c.name} ({c.split})",
             "toy2d": f" {c.name}",
             "latents": f" of {c.ae_workdir or c.autoencoder}"}.get(c.source, "")
@@ -202,8 +257,9 @@ def describe(data_config: Any, source: Source) -> str:
 
 
 def ignored_resolution(data_config: Any, source: Source) -> str | None:
-  """A warning when `data.resolution` (read by the digits source only)
-  differs from the side of the images a file source serves as stored."""
+  """A warning when `data.resolution` (which the digits resize to, images
+  check and tfds crops non-square sets to) differs from the side of the
+  images the npz source serves as stored."""
   c = as_config(data_config)
   if c.source != "npz" or not source.is_image:
     return None

@@ -46,7 +46,8 @@ def reference_data_config(config, data=None):
 def _describe(data, num):
   """E.g. "50000 examples of tfds cifar10 split train"."""
   source = data["source"]
-  field = {"npz": "path", "tfds": "name", "toy2d": "name"}.get(source)
+  field = {"npz": "path", "images": "path", "tfds": "name",
+           "toy2d": "name"}.get(source)
   where = data[field] if field else None  # fields their sources read
   split = f"split {data['split']}" if source in ("npz", "tfds") else None
   return " ".join(str(part) for part in (f"{num} examples of",
