@@ -65,6 +65,46 @@ def sincos_position_embedding(dim, grid):
                         axis=1).astype(np.float32)
 
 
+def patchify(x, p):
+  """[B, H, W, C] → [B, (H/p)·(W/p), p·p·C]: row-major p×p patches, each
+  flattened (p_row, p_col, C), as DiT's patch embedding reads them."""
+  b, height, width, channels = x.shape
+  return x.reshape(b, height // p, p, width // p, p, channels).transpose(
+      0, 1, 3, 2, 4, 5).reshape(b, (height // p) * (width // p),
+                                p * p * channels)
+
+
+def unpatchify(h, p, height, width):
+  """``patchify``'s inverse: [B, (H/p)·(W/p), p·p·C] → [B, H, W, C]."""
+  b, _, features = h.shape
+  channels = features // (p * p)
+  return h.reshape(b, height // p, width // p, p, p, channels).transpose(
+      0, 1, 3, 2, 4, 5).reshape(b, height, width, channels)
+
+
+def check_inputs(name, x, cond, patch_size, num_classes, guidance_inputs,
+                 return_weight):
+  """One-line errors for what a transformer here does not take: sCM's
+  w_φ head, non-square images or sides not a multiple of the patch, labels
+  without classes, guidance inputs given iff read, and the UNet's w,
+  context and augmentation labels."""
+  if return_weight:
+    raise ValueError(f"model.name={name} has no adaptive-weight head; set "
+                     "--config.model.name=unet for sCM's w_φ.")
+  if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[1] % patch_size:
+    raise ValueError(f"model.name={name} takes square images [B, H, H, C] "
+                     f"with H a multiple of model.patch_size={patch_size}; "
+                     f"got {list(x.shape)}.")
+  if cond.labels is not None and num_classes == 0:
+    raise ValueError("labels given but model.num_classes = 0; set "
+                     "num_classes > 0.")
+  check_guidance(cond.guidance, guidance_inputs)
+  for field in ("w", "context", "augment_labels"):
+    if getattr(cond, field) is not None:
+      raise ValueError(f"model.name={name} takes no {field} input; use "
+                       "model.name=unet for it.")
+
+
 def modulate(x, shift, scale):
   return x * (1.0 + scale[:, None]) + shift[:, None]
 
@@ -161,14 +201,12 @@ class DiT(nn.Module):
                return_v=False):
     del train  # DiT has no dropout
     self._check(x, cond, return_weight)
-    b, height, width, channels = x.shape
-    p, d = self.patch_size, self.hidden_size
-    grid = height // p
-    patches = x.reshape(b, grid, p, grid, p, channels).transpose(
-        0, 1, 3, 2, 4, 5).reshape(b, grid * grid, p * p * channels)
-    h = nn.Dense(d, kernel_init=XAVIER, dtype=self.dtype,
-                 name="x_embedder")(patches.astype(self.dtype))
-    h = h + jnp.asarray(sincos_position_embedding(d, grid))[None]
+    b, height = x.shape[:2]
+    d = self.hidden_size
+    h = nn.Dense(d, kernel_init=XAVIER, dtype=self.dtype, name="x_embedder")(
+        patchify(x, self.patch_size).astype(self.dtype))
+    h = h + jnp.asarray(sincos_position_embedding(
+        d, height // self.patch_size))[None]
     c = TimestepEmbedder(d, self.frequency_dim, self.dtype,
                          name="t_embedder")(cond.c_noise)
     if self.two_time:
@@ -207,9 +245,8 @@ class DiT(nn.Module):
 
   def _final(self, h, c, shape, prefix):
     """adaLN, LayerNorm, Linear to patches, unpatchify."""
-    b, height, width, channels = shape
+    _, height, width, channels = shape
     p, d = self.patch_size, self.hidden_size
-    grid = height // p
     shift, scale = jnp.split(nn.Dense(
         2 * d, kernel_init=ZERO, dtype=self.dtype,
         name=f"{prefix}_adaLN_modulation")(nn.silu(c)), 2, axis=-1)
@@ -217,27 +254,12 @@ class DiT(nn.Module):
     out_ch = self.out_channels or channels
     h = nn.Dense(p * p * out_ch, kernel_init=ZERO, dtype=self.dtype,
                  name=f"{prefix}_linear")(h.astype(self.dtype))
-    out = h.reshape(b, grid, grid, p, p, out_ch).transpose(
-        0, 1, 3, 2, 4, 5).reshape(b, height, width, out_ch)
-    return out.astype(jnp.float32)
+    return unpatchify(h, p, height, width).astype(jnp.float32)
 
   def _check(self, x, cond, return_weight):
-    if return_weight:
-      raise ValueError("model.name=dit has no adaptive-weight head; set "
-                       "--config.model.name=unet for sCM's w_φ.")
-    if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[1] % self.patch_size:
-      raise ValueError(f"DiT takes square images [B, H, H, C] with H a "
-                       f"multiple of model.patch_size={self.patch_size}; "
-                       f"got {list(x.shape)}.")
+    check_inputs("dit", x, cond, self.patch_size, self.num_classes,
+                 self.guidance_inputs, return_weight)
     if self.two_time and cond.c_step is None:
       raise ValueError("model.two_time=True (a flow map u(z, r, t)) needs "
                        "cond.c_step, its second time; call it through the "
                        "linear process (process=linear).")
-    if cond.labels is not None and self.num_classes == 0:
-      raise ValueError("labels given but model.num_classes = 0; set "
-                       "num_classes > 0.")
-    check_guidance(cond.guidance, self.guidance_inputs)
-    for field in ("w", "context", "augment_labels"):
-      if getattr(cond, field) is not None:
-        raise ValueError(f"model.name=dit takes no {field} input; use "
-                         "model.name=unet for it.")

@@ -38,8 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cm_jax.nn.dit import XAVIER, ZERO, TimestepEmbedder
-from cm_jax.nn.embeddings import check_guidance, guidance_features
+from cm_jax.nn.dit import (XAVIER, ZERO, TimestepEmbedder, check_inputs,
+                           patchify, unpatchify)
+from cm_jax.nn.embeddings import guidance_features
 
 # (depth, hidden size, heads) of iMF's sizes, each patch 2 with an 8-block
 # v head (imfDiT.py ``imfDiT_B_2`` … ``imfDiT_XL_2``; iMF Table 5).
@@ -181,13 +182,11 @@ class ImfDiT(nn.Module):
                return_v=False):
     del train  # no dropout
     self._check(x, cond, return_weight, return_v)
-    b, height, _, channels = x.shape
-    p, d = self.patch_size, self.hidden_size
-    grid = height // p
-    patches = x.reshape(b, grid, p, grid, p, channels).transpose(
-        0, 1, 3, 2, 4, 5).reshape(b, grid * grid, p * p * channels)
+    b = x.shape[0]
+    d = self.hidden_size
     tokens = nn.Dense(d, kernel_init=XAVIER, dtype=self.dtype,
-                      name="x_embedder")(patches.astype(self.dtype))
+                      name="x_embedder")(
+                          patchify(x, self.patch_size).astype(self.dtype))
     prefix = [self._group(name, count, value)
               for name, count, value in self._conditions(cond, b)]
     seq = jnp.concatenate([*prefix, tokens], axis=1)
@@ -198,7 +197,7 @@ class ImfDiT(nn.Module):
     u = seq
     for i in range(shared, self.depth):
       u = self._block(f"u_block{i}")(u, angles)
-    n_prefix = seq.shape[1] - grid * grid
+    n_prefix = seq.shape[1] - tokens.shape[1]
     out = self._final(u[:, n_prefix:], x.shape, "u_final")
     if not self.v_head_depth or not (return_v or self.is_initializing()):
       return out
@@ -247,25 +246,17 @@ class ImfDiT(nn.Module):
 
   def _final(self, h, shape, prefix):
     """RMSNorm, Linear to patches (zero), unpatchify."""
-    b, height, width, channels = shape
+    _, height, width, channels = shape
     p = self.patch_size
-    grid = height // p
     out_ch = self.out_channels or channels
     h = RMSNorm(name=f"{prefix}_norm")(h)
     h = nn.Dense(p * p * out_ch, kernel_init=ZERO, dtype=self.dtype,
                  name=f"{prefix}_linear")(h)
-    out = h.reshape(b, grid, grid, p, p, out_ch).transpose(
-        0, 1, 3, 2, 4, 5).reshape(b, height, width, out_ch)
-    return out.astype(jnp.float32)
+    return unpatchify(h, p, height, width).astype(jnp.float32)
 
   def _check(self, x, cond, return_weight, return_v):
-    if return_weight:
-      raise ValueError("model.name=imf_dit has no adaptive-weight head; set "
-                       "--config.model.name=unet for sCM's w_φ.")
-    if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[1] % self.patch_size:
-      raise ValueError(f"imf_dit takes square images [B, H, H, C] with H a "
-                       f"multiple of model.patch_size={self.patch_size}; "
-                       f"got {list(x.shape)}.")
+    check_inputs("imf_dit", x, cond, self.patch_size, self.num_classes,
+                 self.guidance_inputs, return_weight)
     if not 0 <= self.v_head_depth <= self.depth:
       raise ValueError(f"model.v_head_depth={self.v_head_depth} must be in "
                        f"[0, model.depth={self.depth}] (iMF: 8).")
@@ -276,11 +267,3 @@ class ImfDiT(nn.Module):
       raise ValueError("model.two_time=True reads h = t − r (cond.c_step); "
                        "call it through the linear process (process=linear)"
                        ", or set model.two_time=False to read t.")
-    if cond.labels is not None and self.num_classes == 0:
-      raise ValueError("labels given but model.num_classes = 0; set "
-                       "num_classes > 0.")
-    check_guidance(cond.guidance, self.guidance_inputs)
-    for field in ("w", "context", "augment_labels"):
-      if getattr(cond, field) is not None:
-        raise ValueError(f"model.name=imf_dit takes no {field} input; use "
-                         "model.name=unet for it.")
